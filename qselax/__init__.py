@@ -1,0 +1,3 @@
+"""qselax: quantum neuron selection in JAX."""
+
+__version__ = "0.1.0"
