@@ -1,0 +1,235 @@
+"""Groupings: how the mask bits of a network are cut into K-bit groups.
+
+All mask bits of a network live in one *flat* index space: the mask pytree's arrays
+raveled in C order and concatenated layer by layer (:func:`flatten_masks`).  A
+:class:`Grouping` lists, for each of G groups, up to K flat indices, padded to exactly
+K with a validity mask so that groups ``vmap``.  Every group lies inside one layer and
+groups are sorted by layer, so the groups of layer ``l`` are the contiguous slice
+``grouping.layer_slices[l]``.
+
+Groupings are built once in NumPy at set-up, never while tracing.  Padded positions
+repeat the group's first index and are ignored by :func:`scatter_bits`.
+
+Grouping rules (``GROUPINGS``):
+
+* ``fan_in`` (weight level): the fan-in of every unit (a dense column, or a conv
+  output channel's ``kh*kw*in`` weights) split into ``ceil(fan_in / K)`` near-equal
+  groups.
+* ``block`` (weight level): each layer's raveled kernel split into contiguous
+  near-equal chunks of at most K weights.
+* ``neuron`` (neuron level): the units of each hidden layer in chunks of at most K.
+* explicit index lists via :func:`explicit_grouping`.
+
+Example:
+    >>> from flax import nnx
+    >>> from qselax.networks import MaskableMLP
+    >>> g = make_grouping("fan_in", MaskableMLP(4, (3,), 2, rngs=nnx.Rngs(0)), k=2)
+    >>> g.index.shape, g.num_groups
+    ((9, 2), 9)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qselax.networks import Masks, Model, mask_shapes
+
+GROUPINGS = ("fan_in", "block", "neuron")
+MAX_K = 20
+
+
+class Grouping(NamedTuple):
+    """G groups of at most K mask bits, padded to K.
+
+    Attributes:
+        name: the rule that made it.
+        k: group size K (qubits per group).
+        index: ``(G, K)`` int32 flat mask indices.
+        valid: ``(G, K)`` bool, False on padding.
+        layer: ``(G,)`` int32 layer of each group (non-decreasing).
+        shapes: the mask pytree's array shapes.
+        layer_slices: ``(start, stop)`` of each mask array's groups.
+    """
+
+    name: str
+    k: int
+    index: np.ndarray
+    valid: np.ndarray
+    layer: np.ndarray
+    shapes: tuple[tuple[int, ...], ...]
+    layer_slices: tuple[tuple[int, int], ...]
+
+    @property
+    def num_groups(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def num_bits(self) -> int:
+        return int(sum(math.prod(s) for s in self.shapes))
+
+    @property
+    def offsets(self) -> np.ndarray:
+        sizes = [math.prod(s) for s in self.shapes]
+        return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, int | np.integer) or not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be an integer in [1, {MAX_K}], got {k!r}")
+
+
+def _chunks(indices: np.ndarray, k: int) -> list[np.ndarray]:
+    """Near-equal consecutive chunks of at most ``k`` (fewer padded positions)."""
+    return np.array_split(indices, math.ceil(len(indices) / k))
+
+
+def _pack(name, k, per_layer: list[list[np.ndarray]], shapes) -> Grouping:
+    rows, valid, layer, slices = [], [], [], []
+    for l, groups in enumerate(per_layer):
+        start = len(rows)
+        for g in groups:
+            pad = k - len(g)
+            rows.append(np.concatenate([g, np.full(pad, g[0], g.dtype)]))
+            valid.append(np.arange(k) < len(g))
+            layer.append(l)
+        slices.append((start, len(rows)))
+    if not rows:
+        raise ValueError(f"grouping {name!r} produced no groups for shapes {shapes}")
+    return Grouping(
+        name,
+        int(k),
+        np.asarray(rows, np.int32),
+        np.asarray(valid, bool),
+        np.asarray(layer, np.int32),
+        tuple(tuple(s) for s in shapes),
+        tuple(slices),
+    )
+
+
+def make_grouping(name: str, model: Model, k: int) -> Grouping:
+    """Builds one of :data:`GROUPINGS` for a maskable model.
+
+    Args:
+        name: ``"fan_in"``, ``"block"`` or ``"neuron"``.
+        model: a maskable network (its ``mask_level`` must suit the rule).
+        k: maximum bits per group (qubits).
+
+    Raises:
+        ValueError: unknown name, bad ``k``, or a rule that does not fit the mask
+            level (``neuron`` needs neuron masks, the others weight masks).
+    """
+    _check_k(k)
+    if name not in GROUPINGS:
+        raise ValueError(f"grouping must be one of {GROUPINGS}, got {name!r}")
+    need = "neuron" if name == "neuron" else "weight"
+    if model.mask_level != need:
+        raise ValueError(
+            f"grouping {name!r} needs mask_level={need!r}, the model has "
+            f"{model.mask_level!r}"
+        )
+    shapes = mask_shapes(model)
+    offsets = np.concatenate([[0], np.cumsum([math.prod(s) for s in shapes])])
+    per_layer = []
+    for l, shape in enumerate(shapes):
+        flat = np.arange(offsets[l], offsets[l + 1], dtype=np.int64)
+        if name == "fan_in":
+            # Raveled (..., in, out) kernels: a unit's fan-in is a column of the
+            # (fan_in, out) view.
+            cols = flat.reshape(-1, shape[-1]).T
+            per_layer.append([c for col in cols for c in _chunks(col, k)])
+        else:
+            per_layer.append(_chunks(flat, k))
+    return _pack(name, k, per_layer, shapes)
+
+
+def explicit_grouping(
+    groups: Sequence[Sequence[int]],
+    shapes: Sequence[Sequence[int]],
+    k: int | None = None,
+) -> Grouping:
+    """A grouping from explicit lists of flat mask indices.
+
+    Groups may come in any order; they are sorted by layer (stable).  Each must be
+    non-empty, hold distinct indices of one layer, and no index may appear in two
+    groups (parallel sweeps scatter all groups at once).
+
+    Args:
+        groups: lists of flat indices (see :func:`flatten_masks`).
+        shapes: the mask pytree's array shapes.
+        k: group size (default: the largest group).
+    """
+    shapes = tuple(tuple(int(d) for d in s) for s in shapes)
+    offsets = np.concatenate([[0], np.cumsum([math.prod(s) for s in shapes])])
+    groups = [np.asarray(g, np.int64).reshape(-1) for g in groups]
+    if not groups or any(g.size == 0 for g in groups):
+        raise ValueError("groups must be a non-empty list of non-empty index lists")
+    k = max(g.size for g in groups) if k is None else k
+    _check_k(k)
+    seen: set[int] = set()
+    per_layer: list[list[np.ndarray]] = [[] for _ in shapes]
+    for i, g in enumerate(groups):
+        if g.size > k:
+            raise ValueError(f"groups[{i}] has {g.size} indices, more than k={k}")
+        if g.min() < 0 or g.max() >= offsets[-1]:
+            raise ValueError(f"groups[{i}] has indices outside [0, {offsets[-1]})")
+        if len(set(g.tolist())) != g.size or seen & set(g.tolist()):
+            raise ValueError(f"groups[{i}] repeats an index (groups must be disjoint)")
+        seen |= set(g.tolist())
+        layers = np.searchsorted(offsets, g, side="right") - 1
+        if np.any(layers != layers[0]):
+            raise ValueError(f"groups[{i}] spans layers {sorted(set(layers.tolist()))}")
+        per_layer[int(layers[0])].append(g)
+    return _pack("explicit", k, per_layer, shapes)
+
+
+def flatten_masks(masks: Masks) -> jax.Array:
+    """Concatenates the raveled mask arrays: ``(N,)``."""
+    return jnp.concatenate([jnp.ravel(m) for m in masks])
+
+
+def unflatten_masks(flat: jax.Array, shapes: Sequence[Sequence[int]]) -> Masks:
+    """Inverse of :func:`flatten_masks`."""
+    out, start = [], 0
+    for s in shapes:
+        n = math.prod(s)
+        out.append(flat[start : start + n].reshape(s))
+        start += n
+    return tuple(out)
+
+
+def gather_bits(flat: jax.Array, index: jax.Array, valid: jax.Array) -> jax.Array:
+    """Current bits of groups: ``(..., K)``, zero on padding."""
+    return jnp.where(valid, flat[index], jnp.zeros((), flat.dtype))
+
+
+def scatter_bits(
+    flat: jax.Array, index: jax.Array, valid: jax.Array, bits: jax.Array
+) -> jax.Array:
+    """Writes ``bits (G, K)`` into ``flat (N,)`` at valid positions.
+
+    Padded positions are routed to a scratch slot past the end, so they never race
+    with the valid position they repeat.
+    """
+    n = flat.shape[0]
+    target = jnp.where(valid, index, n).reshape(-1)
+    padded = jnp.concatenate([flat, jnp.zeros((1,), flat.dtype)])
+    return padded.at[target].set(bits.astype(flat.dtype).reshape(-1))[:n]
+
+
+def bit_index(bits: jax.Array) -> jax.Array:
+    """Configuration index of bit rows ``(..., K)``; bit 0 is the most significant."""
+    k = bits.shape[-1]
+    weights = jnp.asarray(2 ** np.arange(k - 1, -1, -1), jnp.int32)
+    return jnp.sum(bits.astype(jnp.int32) * weights, axis=-1)
+
+
+def index_bits(index: jax.Array, k: int) -> jax.Array:
+    """Inverse of :func:`bit_index`: ``(...,) -> (..., K)`` int32 bits."""
+    shifts = jnp.asarray(np.arange(k - 1, -1, -1), jnp.int32)
+    return (index[..., None] >> shifts) & 1

@@ -1,0 +1,36 @@
+"""Solvers: landscapes in, chosen configurations out (see :mod:`.base`)."""
+
+from __future__ import annotations
+
+from qselax.solvers.base import Solver, SolveResult, best_of, normalize_landscapes
+from qselax.solvers.exhaustive import exhaustive
+from qselax.solvers.vqe import max_readout, vqe
+
+SOLVERS = {"exhaustive": exhaustive, "vqe": vqe}
+
+
+def make_solver(name: str, k: int, **options) -> Solver:
+    """Builds a registered solver by name with its options.
+
+    Raises:
+        ValueError: unknown solver name, or an option the solver does not take.
+    """
+    if name not in SOLVERS:
+        raise ValueError(f"solver must be one of {tuple(SOLVERS)}, got {name!r}")
+    try:
+        return SOLVERS[name](k, **options)
+    except TypeError as err:
+        raise ValueError(f"bad options for solver {name!r}: {err}") from None
+
+
+__all__ = [
+    "SOLVERS",
+    "Solver",
+    "SolveResult",
+    "best_of",
+    "exhaustive",
+    "make_solver",
+    "max_readout",
+    "normalize_landscapes",
+    "vqe",
+]

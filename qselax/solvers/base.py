@@ -1,0 +1,67 @@
+"""The solver interface shared by every solver.
+
+A solver turns a batch of G landscapes ``(G, S)`` (``S = 2^K`` costs per group, the
+diagonal of each group's H_C) into one chosen configuration per group.  Solvers are
+built by factories that capture their static settings (K, depth, budgets) and return a
+:class:`Solver`; ``solve`` is pure and jit-compatible, and is called on all groups of a
+sweep at once (quantum solvers ``vmap`` one K-qubit circuit per group inside it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class SolveResult(NamedTuple):
+    """What a solver returns for G groups.
+
+    Attributes:
+        index: ``(G,)`` int32 chosen configuration of each group.
+        top1: ``(G,)`` int32 single most probable configuration (readout S = 1); equal
+            to ``index`` for classical solvers.
+        probs: ``(G, S)`` final Born probabilities, or ``None`` where undefined.
+        lookups: ``(G,)`` int32 landscape entries the solver's readout consulted.
+    """
+
+    index: jax.Array
+    top1: jax.Array
+    probs: jax.Array | None
+    lookups: jax.Array
+
+
+class Solver(NamedTuple):
+    """A named, configured solver.
+
+    Attributes:
+        name: registry name (``"exhaustive"``, ``"vqe"``, ...).
+        solve: ``(key, landscapes (G, S), current (G,)) -> SolveResult``; ``current``
+            is each group's present configuration (solvers may ignore it).
+        resources: static resource counts per group (qubits, depth, gates, ...).
+    """
+
+    name: str
+    solve: Callable[[jax.Array, jax.Array, jax.Array], SolveResult]
+    resources: dict
+
+
+def normalize_landscapes(landscapes: jax.Array) -> jax.Array:
+    """Shifts and scales each landscape to zero mean and unit spread.
+
+    An affine map ``a C + b`` with ``a > 0`` keeps the ground state and the ordering
+    of configurations, but puts every group's H_C on the same scale, so one learning
+    rate and one set of angles suit all groups.  Flat landscapes map to zeros.
+    """
+    mean = jnp.mean(landscapes, axis=-1, keepdims=True)
+    std = jnp.std(landscapes, axis=-1, keepdims=True)
+    return (landscapes - mean) / jnp.where(std > 0, std, jnp.ones_like(std))
+
+
+def best_of(landscapes: jax.Array, candidates: jax.Array) -> jax.Array:
+    """The candidate with the lowest cost per group: ``(G, S), (G, R) -> (G,)``."""
+    costs = jnp.take_along_axis(landscapes, candidates, axis=-1)
+    pick = jnp.argmin(costs, axis=-1)
+    return jnp.take_along_axis(candidates, pick[:, None], axis=-1)[:, 0]
