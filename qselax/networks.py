@@ -225,8 +225,11 @@ class MaskableCNN(nnx.Module):
         if nmask is not None:
             h = h * _widen(nmask.astype(h.dtype), h.ndim)
         if l < self.num_conv:
-            if h.shape[1] > 1 and h.shape[2] > 1:
-                h = nnx.max_pool(h, (2, 2), (2, 2))
+            # Halve each spatial axis longer than 1 (as the head's width assumes);
+            # a length-1 axis is left as it is rather than skipping the pool.
+            window = tuple(2 if d > 1 else 1 for d in h.shape[1:3])
+            if window != (1, 1):
+                h = nnx.max_pool(h, window, window)
             if l == self.num_conv - 1:
                 h = h.reshape(h.shape[0], -1)
         return h
