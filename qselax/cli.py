@@ -1,0 +1,419 @@
+"""The ``qselax`` command.
+
+``qselax run`` with no flags runs the default demo: digits, a random signed-constant
+MLP (64-256-10, 18,944 weights), fan-in groups of K = 8 weights, sequential sweeps with
+``vqe`` and with ``exhaustive``, beside the trained dense twin and the unmasked random
+network.  It prints a comparison table and writes ``DIR/result.json`` (and the selected
+masks as ``DIR/masks_<solver>.npz``).  ``qselax run --config FILE.json`` reads the same
+settings from a JSON object whose keys are the long flag names (``--k`` -> ``"k"``,
+``--block-size`` -> ``"block_size"``); flags given on the command line win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+
+import qselax
+from qselax.data import DATASETS, load_dataset
+from qselax.groups import GROUPINGS
+from qselax.landscapes import COSTS, METHODS
+from qselax.networks import INITS, MASK_LEVELS, count_weights, make_model, train_dense
+from qselax.selection import INIT_MASKS, SelectConfig, score, select
+from qselax.solvers import SOLVERS
+from qselax.sweeps import SWEEP_MODES
+
+DEFAULTS = {
+    "dataset": "digits",
+    "model": "mlp",
+    "hidden": "256",
+    "channels": "8,16",
+    "init": "signed_constant",
+    "mask_level": "weight",
+    "grouping": "fan_in",
+    "k": 8,
+    "solver": "vqe,exhaustive",
+    "sweeps": 3,
+    "mode": "sequential",
+    "block_size": 64,
+    "cost": "ce",
+    "init_mask": "ones",
+    "method": "auto",
+    "memory_mb": 512.0,
+    "val_samples": None,
+    "vqe_layers": 3,
+    "vqe_steps": 100,
+    "vqe_lr": 0.1,
+    "readout": None,
+    "seed": 0,
+    "val_fraction": 0.2,
+    "test_fraction": 0.2,
+    "max_train": None,
+    "data_dir": None,
+    "dense_epochs": 100,
+    "out": "runs/latest",
+}
+
+
+def _csv_ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise ValueError(
+            f"--{name} must be comma-separated integers, got {text!r}"
+        ) from None
+    if any(v < 1 for v in values):
+        raise ValueError(f"--{name} values must be >= 1, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qselax", description="Quantum neuron selection on random networks."
+    )
+    parser.add_argument("--version", action="version", version=qselax.__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="select masks and compare solvers")
+    a = run.add_argument
+    a("--config", help="JSON file of settings (keys = long flag names)")
+    a("--dataset", help=f"one of {DATASETS}, csv:PATH or npz:PATH (default digits)")
+    a("--model", help="mlp or cnn; 'mlp:256,128' also sets --hidden (default mlp)")
+    a("--hidden", help="hidden widths, comma-separated (default 256)")
+    a("--channels", help="cnn conv channels, comma-separated (default 8,16)")
+    a("--init", choices=INITS, help="weight init scheme (default signed_constant)")
+    a("--mask-level", choices=MASK_LEVELS, help="weight or neuron masks")
+    a("--grouping", choices=GROUPINGS, help="how bits form groups (default fan_in)")
+    a("--k", type=int, help="bits (qubits) per group (default 8)")
+    a(
+        "--solver",
+        help=f"comma-separated solvers from {tuple(SOLVERS)}; the first is "
+        "the run's solver (default vqe,exhaustive)",
+    )
+    a("--sweeps", type=int, help="sweeps per solver (default 3)")
+    a("--mode", choices=SWEEP_MODES, help="sweep mode (default sequential)")
+    a("--block-size", type=int, help="groups per block in sequential sweeps (64)")
+    a("--cost", choices=COSTS, help="validation cost: ce or error (default ce)")
+    a("--init-mask", choices=INIT_MASKS, help="starting mask (default ones)")
+    a("--method", choices=METHODS, help="landscape evaluator (default auto)")
+    a("--memory-mb", type=float, help="memory budget of a landscape chunk (512)")
+    a("--val-samples", type=int, help="cap on validation samples used as cost")
+    a("--vqe-layers", type=int, help="VQE ansatz layers (default 3)")
+    a("--vqe-steps", type=int, help="VQE Adam steps per sweep (default 100)")
+    a("--vqe-lr", type=float, help="VQE Adam learning rate (default 0.1)")
+    a("--readout", type=int, help="VQE readout bitstrings (default 2^K/16)")
+    a("--seed", type=int, help="seed of data split, network and solvers (default 0)")
+    a("--val-fraction", type=float, help="validation fraction (default 0.2)")
+    a("--test-fraction", type=float, help="test fraction (default 0.2)")
+    a("--max-train", type=int, help="subsample the training split")
+    a("--data-dir", help="directory of IDX/CSV/NPZ files")
+    a("--dense-epochs", type=int, help="epochs of the trained dense twin; 0 skips it")
+    a("--out", help="output directory (default runs/latest)")
+    a("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def resolve(args: argparse.Namespace) -> dict:
+    """Defaults, then the JSON config, then command-line flags."""
+    settings = dict(DEFAULTS)
+    if args.config:
+        path = Path(args.config)
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"--config {path}: cannot read JSON ({err})") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"--config {path}: expected a JSON object")
+        unknown = sorted(set(loaded) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"--config {path}: unknown keys {unknown}")
+        settings.update(loaded)
+    for name in DEFAULTS:
+        value = getattr(args, name, None)
+        if value is not None:
+            settings[name] = value
+    model = str(settings["model"])
+    if ":" in model:
+        kind, _, widths = model.partition(":")
+        settings["model"] = kind
+        settings["hidden" if kind == "mlp" else "channels"] = widths
+    if settings["model"] not in ("mlp", "cnn"):
+        raise ValueError(f"--model must be mlp or cnn, got {settings['model']!r}")
+    solvers = [s.strip() for s in str(settings["solver"]).split(",") if s.strip()]
+    for s in solvers:
+        if s not in SOLVERS:
+            raise ValueError(f"--solver {s!r} is not one of {tuple(SOLVERS)}")
+    if not solvers or len(set(solvers)) != len(solvers):
+        raise ValueError(
+            f"--solver needs distinct solver names, got {settings['solver']!r}"
+        )
+    settings["solver"] = ",".join(solvers)
+    _csv_ints(settings["hidden"], "hidden")
+    _csv_ints(settings["channels"], "channels")
+    if settings["dense_epochs"] < 0:
+        raise ValueError(f"--dense-epochs must be >= 0, got {settings['dense_epochs']}")
+    return settings
+
+
+def _select_config(settings: dict, solver: str) -> SelectConfig:
+    options = {}
+    if solver == "vqe":
+        options = {
+            "layers": settings["vqe_layers"],
+            "steps": settings["vqe_steps"],
+            "learning_rate": settings["vqe_lr"],
+            "readout": settings["readout"],
+        }
+    return SelectConfig(
+        grouping=settings["grouping"],
+        k=settings["k"],
+        solver=solver,
+        solver_options=tuple(options.items()),
+        sweeps=settings["sweeps"],
+        mode=settings["mode"],
+        block_size=settings["block_size"],
+        cost=settings["cost"],
+        method=settings["method"],
+        memory_mb=settings["memory_mb"],
+        init_mask=settings["init_mask"],
+        val_samples=settings["val_samples"],
+    )
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Writes through a temporary file in the same directory, then renames."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(settings: dict, *, progress: bool = True) -> dict:
+    """Runs one experiment and returns the result dict (also written to disk)."""
+    image = settings["model"] == "cnn"
+    data = load_dataset(
+        settings["dataset"],
+        seed=settings["seed"],
+        val_fraction=settings["val_fraction"],
+        test_fraction=settings["test_fraction"],
+        max_train=settings["max_train"],
+        image=image,
+        data_dir=settings["data_dir"],
+    )
+    model = make_model(
+        settings["model"],
+        data.feature_shape,
+        data.num_classes,
+        hidden=_csv_ints(settings["hidden"], "hidden"),
+        channels=_csv_ints(settings["channels"], "channels"),
+        init=settings["init"],
+        mask_level=settings["mask_level"],
+        seed=settings["seed"],
+    )
+    solvers = settings["solver"].split(",")
+    configs = {s: _select_config(settings, s) for s in solvers}
+    # Check every solver's settings (names, K, memory) before any heavy work.
+    from qselax.groups import make_grouping
+    from qselax.landscapes import make_engine
+    from qselax.solvers import make_solver
+
+    for config in configs.values():
+        config.validate()
+        grouping = make_grouping(config.grouping, model, config.k)
+        n_val = len(data.y_val) if config.val_samples is None else config.val_samples
+        make_engine(
+            model,
+            grouping,
+            num_samples=min(n_val, len(data.y_val)),
+            feature_shape=data.feature_shape,
+            cost=config.cost,
+            method=config.method,
+            memory_mb=config.memory_mb,
+        )
+        make_solver(config.solver, config.k, **dict(config.solver_options))
+    out = Path(settings["out"])
+    out.mkdir(parents=True, exist_ok=True)
+
+    graphdef, weights = nnx.split(model)
+    key = jax.random.key(settings["seed"])
+    references = {}
+    random_test = score(graphdef, weights, None, data.x_test, data.y_test)
+    random_train = score(graphdef, weights, None, data.x_train, data.y_train)
+    references["random"] = {
+        "test_accuracy": random_test["accuracy"],
+        "train_accuracy": random_train["accuracy"],
+    }
+    if settings["dense_epochs"] > 0:
+        start = time.perf_counter()
+        dense = train_dense(
+            jax.random.fold_in(key, 1), model, data, epochs=settings["dense_epochs"]
+        )
+        references["dense"] = {
+            "test_accuracy": dense.test_accuracy,
+            "train_accuracy": dense.train_accuracy,
+            "val_accuracy": dense.val_accuracy,
+            "epochs": dense.epochs,
+            "seconds": time.perf_counter() - start,
+        }
+
+    per_solver = {}
+    for i, (name, config) in enumerate(configs.items()):
+        sel = select(
+            jax.random.fold_in(key, 100 + i), model, data, config, progress=progress
+        )
+        test = score(graphdef, weights, sel.masks, data.x_test, data.y_test)
+        train = score(graphdef, weights, sel.masks, data.x_train, data.y_train)
+        val = score(graphdef, weights, sel.masks, data.x_val, data.y_val)
+        kept = float(sum(float(m.sum()) for m in sel.masks) / sel.grouping.num_bits)
+        per_solver[name] = {
+            "test_accuracy": test["accuracy"],
+            "train_accuracy": train["accuracy"],
+            "val_accuracy": val["accuracy"],
+            "test_loss": test["loss"],
+            "val_loss": val["loss"],
+            "optimum_rate": sel.optimum_rate,
+            "top1_optimum_rate": sel.top1_optimum_rate,
+            "nontrivial_optimum_rate": sel.nontrivial_optimum_rate,
+            "lookups": sel.lookups,
+            "landscape_evals": sel.landscape_evals,
+            "kept_fraction": kept,
+            "resources": sel.resources,
+            "compile_s": sel.compile_s,
+            "run_s": sel.run_s,
+            "history": sel.history,
+        }
+        masks = {f"layer{j}": np.asarray(m, np.uint8) for j, m in enumerate(sel.masks)}
+        _write_atomic(out / f"masks_{name}.npz", lambda f, m=masks: np.savez(f, **m))
+
+    main = per_solver[solvers[0]]
+    result = {
+        "qselax_version": qselax.__version__,
+        "config": settings,
+        "seed": settings["seed"],
+        "solver": solvers[0],
+        **{
+            k: main[k]
+            for k in (
+                "test_accuracy",
+                "train_accuracy",
+                "val_accuracy",
+                "optimum_rate",
+                "top1_optimum_rate",
+                "nontrivial_optimum_rate",
+                "lookups",
+                "landscape_evals",
+                "resources",
+                "compile_s",
+                "run_s",
+            )
+        },
+        "solvers": per_solver,
+        "references": references,
+        "dataset": {
+            "name": data.name,
+            "num_classes": data.num_classes,
+            "feature_shape": list(data.feature_shape),
+            "n_train": len(data.y_train),
+            "n_val": len(data.y_val),
+            "n_test": len(data.y_test),
+        },
+        "model": {"kind": settings["model"], "weights": count_weights(model)},
+        "platform": {
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        },
+    }
+    text = json.dumps(result, indent=2, default=_json_default).encode()
+    _write_atomic(out / "result.json", lambda f: f.write(text))
+    return result
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def format_table(result: dict) -> str:
+    """The comparison table printed at the end of a run."""
+    rows = [("method", "test acc", "train acc", "optimum rate", "time (s)")]
+    for name, r in result["solvers"].items():
+        rows.append(
+            (
+                f"{name} (masks)",
+                f"{r['test_accuracy']:.4f}",
+                f"{r['train_accuracy']:.4f}",
+                f"{r['optimum_rate']:.3f} (top-1 {r['top1_optimum_rate']:.3f})",
+                f"{r['run_s']:.1f} + {r['compile_s']:.1f} compile",
+            )
+        )
+    refs = result["references"]
+    if "dense" in refs:
+        d = refs["dense"]
+        rows.append(
+            (
+                "dense (trained)",
+                f"{d['test_accuracy']:.4f}",
+                f"{d['train_accuracy']:.4f}",
+                "-",
+                f"{d['seconds']:.1f}",
+            )
+        )
+    r = refs["random"]
+    rows.append(
+        (
+            "random (unmasked)",
+            f"{r['test_accuracy']:.4f}",
+            f"{r['train_accuracy']:.4f}",
+            "-",
+            "-",
+        )
+    )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    ]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = resolve(args)
+        result = run(settings, progress=not args.quiet)
+    except ValueError as err:
+        print(f"qselax: error: {err}", file=sys.stderr)
+        return 2
+    d = result["dataset"]
+    res = result["resources"]
+    print(
+        f"\n{d['name']}: {d['n_train']} train / {d['n_val']} val / {d['n_test']} test; "
+        f"{settings['model']} with {result['model']['weights']} random weights; "
+        f"{res['groups']} groups of K={res['group_size']} "
+        f"({settings['grouping']}, {settings['mode']} sweeps x {settings['sweeps']})"
+    )
+    print(format_table(result))
+    print(f"\nwrote {Path(settings['out']) / 'result.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
