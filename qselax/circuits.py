@@ -1,0 +1,505 @@
+"""Hardware-efficient K-qubit circuits (TensorCircuit on the JAX backend).
+
+This is the only qselax module that imports :mod:`tensorcircuit`; importing it sets
+the TensorCircuit backend to JAX and the dtype to ``complex64`` once, for the whole
+process.
+
+Bit order
+---------
+Qubit 0 is the **most significant** bit of a basis index: the amplitude of the
+bitstring ``(x_0, ..., x_{K-1})`` sits at index ``s = sum_k x_k 2**(K-1-k)``. This is
+TensorCircuit's native order of ``Circuit.state()`` and ``Circuit.probability()``;
+:func:`bit_table` returns the matching ``(2**K, K)`` table, row ``s`` = bits of ``s``.
+In the OpenQASM export qubit ``k`` is ``q[k]``.
+
+Shape vocabulary: ``K`` qubits, ``S = 2**K`` outcomes, ``L`` layers, ``R`` rotations
+per layer, ``G`` groups. Every function works on one group; callers batch groups
+with ``jax.vmap``.
+
+Hardware-efficient ansatz (HEA)
+-------------------------------
+Start in ``|+>^K`` (H on every qubit). Then, ``layers`` times:
+
+1. an entangling ladder: ``entangler`` on ``(0, 1), (1, 2), ..., (K-2, K-1)`` in that
+   order (nothing for ``"none"`` or ``K == 1``);
+2. the rotations, in the order of ``ansatz.rotations``, each applied on every qubit
+   with its own angle ``params[layer, r, k]``; ``rx/ry/rz(t) = exp(-i t P / 2)``.
+
+How the state is computed (the hot path)
+----------------------------------------
+:func:`hea_state` is one ``jax.lax.scan`` over the layer axis, so compile time does
+not grow with depth. Inside a layer the gates are fused into a few small TensorCircuit
+gates instead of ``2K - 1`` or more separate ones: the qubits are cut into chunks of
+two, and chunk ``i`` becomes one ``Circuit.any`` gate on its qubits plus the first
+qubit of the next chunk, whose unitary is ``(R_chunk (x) I) @ Ladder_chunk``: the
+ladder steps inside the chunk and the step into the next chunk, then the chunk's
+rotations. The order of the ladder is preserved (chunk ``i`` holds steps that precede
+those of chunk ``i + 1``), and a qubit's rotations are applied only after the last
+ladder step that touches it, so this is the same unitary as :func:`hea_circuit`.
+Each fused gate is its own one-gate ``tc.Circuit(K, inputs=state)``: a one-gate
+network contracts in a fixed order, which keeps XLA from inserting a transpose per
+gate (the multi-gate network's greedy contraction order did; see the module's tests
+for equivalence with the gate-by-gate circuit).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tensorcircuit as tc
+from jaxtyping import Array, Complex, Float
+
+# jaxtyping: a one-axis shape is written with a leading space (" S") so that linters
+# do not read it as a forward-referenced name.
+
+tc.set_backend("jax")
+tc.set_dtype("complex64")
+
+__all__ = [
+    "Ansatz",
+    "bit_table",
+    "hea_circuit",
+    "hea_param_shape",
+    "hea_probs",
+    "hea_resources",
+    "hea_state",
+    "init_hea_params",
+    "to_qasm",
+]
+
+MAX_QUBITS = 20
+ROTATIONS = ("rx", "ry", "rz")
+ENTANGLERS = ("cnot", "cz", "none")
+# Qubits whose rotations are fused into one gate. Measured on CPU (K=8, G=2048):
+# 2 (3-qubit gates of 8x8) beat 3 and 4, whose larger batched matmuls cost more than
+# the passes over the state they save.
+_CHUNK = 2
+
+
+class Ansatz(NamedTuple):
+    """Static description of a hardware-efficient ansatz (hashable, never traced).
+
+    Attributes:
+        num_qubits: K, between 1 and 20.
+        layers: number of (entangling ladder, rotations) layers, >= 0.
+        rotations: rotation gates applied on every qubit in each layer, in order;
+            each one of ``"rx"``, ``"ry"``, ``"rz"``.
+        entangler: ``"cnot"``, ``"cz"`` or ``"none"`` (a product-state ansatz).
+
+    Example:
+        >>> Ansatz(num_qubits=4, layers=2)
+        Ansatz(num_qubits=4, layers=2, rotations=('ry', 'rz'), entangler='cnot')
+    """
+
+    num_qubits: int
+    layers: int
+    rotations: tuple[str, ...] = ("ry", "rz")
+    entangler: str = "cnot"
+
+
+def _check_num_qubits(num_qubits) -> None:
+    if isinstance(num_qubits, bool) or not isinstance(num_qubits, int | np.integer):
+        raise ValueError(f"num_qubits must be an int, got {num_qubits!r}")
+    if not 1 <= num_qubits <= MAX_QUBITS:
+        raise ValueError(
+            f"num_qubits must be in [1, {MAX_QUBITS}], got {num_qubits}; a state "
+            f"needs 8 * 2**num_qubits bytes per group "
+            f"({8 * 2.0 ** min(int(num_qubits), 64):.3g} B here)"
+        )
+
+
+def _check_ansatz(ansatz: Ansatz) -> None:
+    """Raises ValueError naming the offending field; runs at set-up / trace time."""
+    if not isinstance(ansatz, Ansatz):
+        raise ValueError(f"ansatz must be an Ansatz, got {type(ansatz).__name__}")
+    _check_num_qubits(ansatz.num_qubits)
+    layers = ansatz.layers
+    if isinstance(layers, bool) or not isinstance(layers, int | np.integer):
+        raise ValueError(f"layers must be an int, got {layers!r}")
+    if layers < 0:
+        raise ValueError(f"layers must be >= 0, got {layers}")
+    if not isinstance(ansatz.rotations, tuple):
+        # A list would make the Ansatz unhashable, hence unusable as static config.
+        raise ValueError(
+            f"rotations must be a tuple of names, got {ansatz.rotations!r}"
+        )
+    for name in ansatz.rotations:
+        if name not in ROTATIONS:
+            raise ValueError(
+                f"rotations: unknown rotation {name!r}, expected one of {ROTATIONS}"
+            )
+    if ansatz.entangler not in ENTANGLERS:
+        raise ValueError(
+            f"entangler: unknown entangler {ansatz.entangler!r}, "
+            f"expected one of {ENTANGLERS}"
+        )
+
+
+def bit_table(num_qubits: int) -> np.ndarray:
+    """Bits of every basis index, qubit 0 the most significant.
+
+    Args:
+        num_qubits: K, between 1 and 20.
+
+    Returns:
+        ``(2**K, K)`` uint8 array; row ``s`` holds the bits ``x_0 .. x_{K-1}`` of
+        ``s = sum_k x_k 2**(K-1-k)``.
+
+    Example:
+        >>> bit_table(2).tolist()
+        [[0, 0], [0, 1], [1, 0], [1, 1]]
+    """
+    _check_num_qubits(num_qubits)
+    s = np.arange(2**num_qubits)
+    shifts = num_qubits - 1 - np.arange(num_qubits)
+    return ((s[:, None] >> shifts[None, :]) & 1).astype(np.uint8)
+
+
+def hea_param_shape(ansatz: Ansatz) -> tuple[int, int, int]:
+    """Shape ``(L, R, K)`` of the angles: ``params[layer, rotation, qubit]``.
+
+    Example:
+        >>> hea_param_shape(Ansatz(3, 2))
+        (2, 2, 3)
+    """
+    _check_ansatz(ansatz)
+    return (int(ansatz.layers), len(ansatz.rotations), int(ansatz.num_qubits))
+
+
+def init_hea_params(
+    key: jax.Array, ansatz: Ansatz, scale: float = 0.1
+) -> Float[Array, "L R K"]:
+    """Small random angles, ``scale * N(0, 1)``, so the circuit starts near ``|+>^K``.
+
+    Starting near the uniform superposition keeps every bitstring reachable and the
+    gradients of a landscape expectation away from barren plateaus.
+
+    Args:
+        key: a ``jax.random`` key.
+        ansatz: the ansatz.
+        scale: standard deviation of the angles.
+
+    Returns:
+        ``(L, R, K)`` float32 angles.
+
+    Example:
+        >>> init_hea_params(jax.random.key(0), Ansatz(3, 2)).shape
+        (2, 2, 3)
+    """
+    shape = hea_param_shape(ansatz)
+    return jnp.float32(scale) * jax.random.normal(key, shape, dtype=jnp.float32)
+
+
+def _check_params(params, ansatz: Ansatz) -> jax.Array:
+    shape = hea_param_shape(ansatz)
+    params = jnp.asarray(params)
+    if params.shape != shape:
+        raise ValueError(
+            f"params must have shape (layers, len(rotations), num_qubits) = {shape}, "
+            f"got {params.shape}; vmap over groups instead of passing a batch"
+        )
+    if not jnp.issubdtype(params.dtype, jnp.floating) and not jnp.issubdtype(
+        params.dtype, jnp.integer
+    ):
+        raise ValueError(f"params must be real angles, got dtype {params.dtype}")
+    return params.astype(jnp.float32)
+
+
+# ---------------------------------------------------------------------------
+# Gate-by-gate circuit (export, inspection, reference).
+
+
+def hea_circuit(params: Float[Array, "L R K"], ansatz: Ansatz) -> tc.Circuit:
+    """The ansatz as a gate-by-gate ``tc.Circuit`` (H, ladder, ``rx/ry/rz`` gates).
+
+    Meant for export and inspection (a Python loop over gates); the hot path is
+    :func:`hea_state`, which builds the same unitary from fused gates.
+
+    Args:
+        params: ``(L, R, K)`` angles.
+        ansatz: the ansatz.
+
+    Returns:
+        A ``tc.Circuit`` on K qubits.
+
+    Example:
+        >>> a = Ansatz(2, 1)
+        >>> c = hea_circuit(jnp.zeros(hea_param_shape(a)), a)
+        >>> [g["name"] for g in c.to_qir()]
+        ['h', 'h', 'cnot', 'ry', 'ry', 'rz', 'rz']
+    """
+    params = _check_params(params, ansatz)
+    k_qubits = ansatz.num_qubits
+    c = tc.Circuit(k_qubits)
+    for k in range(k_qubits):
+        c.h(k)
+    for layer in range(ansatz.layers):
+        for a, b in _ladder_pairs(ansatz):
+            getattr(c, ansatz.entangler)(a, b)
+        for r, name in enumerate(ansatz.rotations):
+            for k in range(k_qubits):
+                getattr(c, name)(k, theta=params[layer, r, k])
+    return c
+
+
+def _ladder_pairs(ansatz: Ansatz) -> list[tuple[int, int]]:
+    if ansatz.entangler == "none":
+        return []
+    return [(k, k + 1) for k in range(ansatz.num_qubits - 1)]
+
+
+# ---------------------------------------------------------------------------
+# Fused hot path.
+
+
+class _ChunkGate(NamedTuple):
+    """Static plan of one fused gate: qubits it acts on and its entangling part."""
+
+    qubits: tuple[int, ...]  # rotated qubits, then possibly the next chunk's first
+    rotated: int  # how many leading qubits get their rotations in this gate
+    # (d, d) column permutation (cnot), (d,) sign vector (cz), or None.
+    ladder: np.ndarray | None
+
+
+def _ladder_permutation(n: int) -> np.ndarray:
+    """Matrix of CNOT(0,1) then CNOT(1,2) ... on n qubits: |x> -> |prefix-xor(x)>."""
+    bits = bit_table(n).astype(np.int64)
+    out_bits = np.cumsum(bits, axis=1) % 2
+    out = out_bits @ (2 ** (n - 1 - np.arange(n)))
+    mat = np.zeros((2**n, 2**n), np.complex64)
+    mat[out, np.arange(2**n)] = 1.0
+    return mat
+
+
+def _ladder_signs(n: int) -> np.ndarray:
+    """Diagonal of the CZ ladder on n qubits: (-1)^(sum_j x_j x_{j+1})."""
+    bits = bit_table(n).astype(np.int64)
+    parity = np.sum(bits[:, :-1] * bits[:, 1:], axis=1) % 2
+    return (1 - 2 * parity).astype(np.complex64)
+
+
+def _plan(ansatz: Ansatz) -> tuple[_ChunkGate, ...]:
+    k_qubits = ansatz.num_qubits
+    entangled = ansatz.entangler != "none"
+    plan = []
+    for start in range(0, k_qubits, _CHUNK):
+        rotated = tuple(range(start, min(start + _CHUNK, k_qubits)))
+        qubits = rotated
+        if entangled and rotated[-1] + 1 < k_qubits:
+            qubits = rotated + (rotated[-1] + 1,)
+        ladder = None
+        if entangled and len(qubits) > 1:
+            if ansatz.entangler == "cnot":
+                ladder = _ladder_permutation(len(qubits))
+            else:
+                ladder = _ladder_signs(len(qubits))
+        plan.append(_ChunkGate(qubits, len(rotated), ladder))
+    return tuple(plan)
+
+
+def _complex(re: jax.Array, im: jax.Array) -> jax.Array:
+    return jax.lax.complex(re, im)
+
+
+def _rotation_matrices(name: str, theta: Float[Array, " K"]) -> Complex[Array, "K 2 2"]:
+    """``exp(-i theta P / 2)`` for each qubit, built elementwise (no tiny matmuls)."""
+    c = jnp.cos(0.5 * theta)
+    s = jnp.sin(0.5 * theta)
+    z = jnp.zeros_like(c)
+    if name == "rx":
+        entries = (_complex(c, z), _complex(z, -s), _complex(z, -s), _complex(c, z))
+    elif name == "ry":
+        entries = (_complex(c, z), _complex(-s, z), _complex(s, z), _complex(c, z))
+    else:  # rz
+        entries = (_complex(c, -s), _complex(z, z), _complex(z, z), _complex(c, s))
+    m00, m01, m10, m11 = entries
+    return jnp.stack(
+        [jnp.stack([m00, m01], axis=-1), jnp.stack([m10, m11], axis=-1)], axis=-2
+    )
+
+
+def _matmul_2x2(a: jax.Array, b: jax.Array) -> jax.Array:
+    # Broadcast-and-sum instead of ``a @ b``: under vmap a batched 2x2 dot is a slow
+    # XLA CPU kernel, while this fuses into one elementwise loop.
+    return jnp.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
+
+
+def _kron(a: jax.Array, b: jax.Array) -> jax.Array:
+    (da, _), (db, _) = a.shape, b.shape
+    return (a[:, None, :, None] * b[None, :, None, :]).reshape(da * db, da * db)
+
+
+def _layer_unitaries(
+    layer_params: Float[Array, "R K"], ansatz: Ansatz, plan: tuple[_ChunkGate, ...]
+) -> list[jax.Array]:
+    """The fused unitary of every chunk gate of one layer."""
+    k_qubits = ansatz.num_qubits
+    one_qubit = jnp.broadcast_to(jnp.eye(2, dtype=jnp.complex64), (k_qubits, 2, 2))
+    for r, name in enumerate(ansatz.rotations):
+        one_qubit = _matmul_2x2(_rotation_matrices(name, layer_params[r]), one_qubit)
+    unitaries = []
+    for gate in plan:
+        first = gate.qubits[0]
+        u = one_qubit[first]
+        for k in gate.qubits[1 : gate.rotated]:
+            u = _kron(u, one_qubit[k])
+        if len(gate.qubits) > gate.rotated:  # the next chunk's qubit: identity here
+            u = _kron(u, jnp.eye(2, dtype=jnp.complex64))
+        if gate.ladder is not None:
+            ladder = jnp.asarray(gate.ladder)
+            # Ladder first, then rotations: U = R @ Ladder. The ladder is constant, so
+            # the CNOT product is one unbatched matmul and the CZ one a column scaling.
+            u = u @ ladder if ladder.ndim == 2 else u * ladder[None, :]
+        unitaries.append(u)
+    return unitaries
+
+
+def hea_state(params: Float[Array, "L R K"], ansatz: Ansatz) -> Complex[Array, " S"]:
+    """State vector of the hardware-efficient ansatz.
+
+    Args:
+        params: ``(L, R, K)`` angles, ``params[layer, r, k]`` the angle of rotation
+            ``ansatz.rotations[r]`` on qubit ``k`` in ``layer``.
+        ansatz: the ansatz (static).
+
+    Returns:
+        ``(2**K,)`` complex64 amplitudes, qubit 0 the most significant bit.
+
+    Raises:
+        ValueError: bad ansatz, or params of the wrong shape (checked when traced).
+
+    Example:
+        >>> a = Ansatz(num_qubits=2, layers=1)
+        >>> psi = hea_state(jnp.zeros(hea_param_shape(a)), a)
+        >>> [round(float(v), 3) for v in jnp.abs(psi) ** 2]
+        [0.25, 0.25, 0.25, 0.25]
+    """
+    params = _check_params(params, ansatz)
+    k_qubits = ansatz.num_qubits
+    plan = _plan(ansatz)
+    # |+>^K is the constant 2^(-K/2) vector; no need to contract K Hadamards.
+    plus = jnp.full((2**k_qubits,), 2.0 ** (-k_qubits / 2), dtype=jnp.complex64)
+
+    def layer(state, layer_params):
+        for gate, unitary in zip(
+            plan, _layer_unitaries(layer_params, ansatz, plan), strict=True
+        ):
+            c = tc.Circuit(k_qubits, inputs=state)
+            c.any(*gate.qubits, unitary=unitary)
+            state = c.state()
+        return state, None
+
+    state, _ = jax.lax.scan(layer, plus, params)
+    return state
+
+
+def hea_probs(params: Float[Array, "L R K"], ansatz: Ansatz) -> Float[Array, " S"]:
+    """Born probabilities ``|amp|^2`` of :func:`hea_state`, float32.
+
+    Example:
+        >>> a = Ansatz(num_qubits=3, layers=2)
+        >>> p = hea_probs(init_hea_params(jax.random.key(0), a), a)
+        >>> p.shape, p.dtype
+        ((8,), dtype('float32'))
+    """
+    state = hea_state(params, ansatz)
+    # re^2 + im^2 rather than abs()**2: no sqrt, and a clean gradient at 0.
+    return jnp.square(jnp.real(state)) + jnp.square(jnp.imag(state))
+
+
+# ---------------------------------------------------------------------------
+# Resources and export.
+
+
+def hea_resources(ansatz: Ansatz) -> dict[str, int]:
+    """Gate counts and depth of :func:`hea_circuit`.
+
+    ``depth`` is the critical-path length of the gate sequence with every gate
+    counting 1 (as-soon-as-possible scheduling, like ``qiskit``'s
+    ``QuantumCircuit.depth()``). With ``L`` layers, ``R`` rotations and ``K`` qubits:
+
+    * ``L == 0``: ``1`` (the H layer);
+    * no entangler (``"none"`` or ``K == 1``): ``1 + L * R``;
+    * ``K == 2``: ``1 + L * (R + 1)``;
+    * ``K >= 3``: ``K + R + (L - 1) * (R + 2)``: the first ladder is a chain of
+      ``K - 1`` gates, and each further layer's ladder starts ``R + 2`` steps after
+      the previous one (qubit 1 must finish its rotations).
+
+    Returns:
+        ``{"qubits", "depth", "two_qubit_gates", "single_qubit_gates",
+        "parameters"}``, all ints.
+
+    Example:
+        >>> hea_resources(Ansatz(4, 2))
+        {'qubits': 4, 'depth': 10, 'two_qubit_gates': 6, 'single_qubit_gates': 20, \
+'parameters': 16}
+    """
+    _check_ansatz(ansatz)
+    k, layers, r = int(ansatz.num_qubits), int(ansatz.layers), len(ansatz.rotations)
+    per_layer = len(_ladder_pairs(ansatz))
+    if layers == 0:
+        depth = 1
+    elif per_layer == 0:
+        depth = 1 + layers * r
+    elif k == 2:
+        depth = 1 + layers * (r + 1)
+    else:
+        depth = k + r + (layers - 1) * (r + 2)
+    return {
+        "qubits": k,
+        "depth": depth,
+        "two_qubit_gates": layers * per_layer,
+        "single_qubit_gates": k + layers * r * k,
+        "parameters": layers * r * k,
+    }
+
+
+_QASM_NAMES = {
+    "h": "h",
+    "x": "x",
+    "y": "y",
+    "z": "z",
+    "cnot": "cx",
+    "cx": "cx",
+    "cz": "cz",
+    "rx": "rx",
+    "ry": "ry",
+    "rz": "rz",
+}
+
+
+def _qasm_from_qir(qir: list[dict], num_qubits: int) -> str:
+    lines = ["OPENQASM 2.0;", 'include "qelib1.inc";', f"qreg q[{num_qubits}];"]
+    for op in qir:
+        name = _QASM_NAMES.get(op["name"])
+        if name is None:
+            raise ValueError(f"to_qasm: no OpenQASM 2 name for gate {op['name']!r}")
+        args = ",".join(f"q[{int(i)}]" for i in op["index"])
+        theta = op.get("parameters", {}).get("theta")
+        angle = "" if theta is None else f"({float(np.asarray(theta))!r})"
+        lines.append(f"{name}{angle} {args};")
+    return "\n".join(lines) + "\n"
+
+
+def to_qasm(params: Float[Array, "L R K"], ansatz: Ansatz) -> str:
+    """OpenQASM 2 text of :func:`hea_circuit` (concrete params; not under jit).
+
+    TensorCircuit's ``Circuit.to_openqasm()`` goes through qiskit (the ``bench``
+    extra). Without qiskit it fails with an unhelpful ``TypeError`` (its stand-in
+    class is ``typing.Any``), so then this writes the same OpenQASM 2 from
+    TensorCircuit's own gate list (``Circuit.to_qir()``). Qubit ``k`` is ``q[k]``.
+
+    Example:
+        >>> a = Ansatz(2, 1)
+        >>> to_qasm(jnp.zeros(hea_param_shape(a)), a).splitlines()[0]
+        'OPENQASM 2.0;'
+    """
+    params = np.asarray(_check_params(params, ansatz), dtype=np.float64)
+    circuit = hea_circuit(params, ansatz)
+    if importlib.util.find_spec("qiskit") is not None:
+        return circuit.to_openqasm()
+    return _qasm_from_qir(circuit.to_qir(), ansatz.num_qubits)
