@@ -1,0 +1,385 @@
+"""Tests for qselax.circuits: physics oracles, autodiff, shapes, export, errors."""
+
+import functools
+import re
+
+import chex
+import hypothesis
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from absl.testing import parameterized
+
+from qselax import circuits
+from qselax.circuits import (
+    Ansatz,
+    bit_table,
+    hea_circuit,
+    hea_param_shape,
+    hea_probs,
+    hea_resources,
+    hea_state,
+    init_hea_params,
+    to_qasm,
+)
+
+tc = pytest.importorskip("tensorcircuit")  # configured by qselax.circuits
+
+# --- Hand-written NumPy reference, qubit 0 = most significant bit. ----------------
+
+H = np.array([[1, 1], [1, -1]], dtype=np.complex128) / np.sqrt(2)
+CNOT = np.array(
+    [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=np.complex128
+)
+CZ = np.diag([1, 1, 1, -1]).astype(np.complex128)
+
+
+def rx(t):
+    c, s = np.cos(t / 2), np.sin(t / 2)
+    return np.array([[c, -1j * s], [-1j * s, c]])
+
+
+def ry(t):
+    c, s = np.cos(t / 2), np.sin(t / 2)
+    return np.array([[c, -s], [s, c]], dtype=np.complex128)
+
+
+def rz(t):
+    return np.diag([np.exp(-0.5j * t), np.exp(0.5j * t)])
+
+
+ROT = {"rx": rx, "ry": ry, "rz": rz}
+
+
+def on(gate, first, num_qubits):
+    """``gate`` on qubits first, first+1, ... as a full 2^K matrix (explicit kron)."""
+    width = int(np.log2(gate.shape[0]))
+    left = np.eye(2**first)
+    right = np.eye(2 ** (num_qubits - first - width))
+    return np.kron(np.kron(left, gate), right)
+
+
+def numpy_hea_state(params, ansatz):
+    k = ansatz.num_qubits
+    params = np.asarray(params, dtype=np.float64)
+    psi = np.zeros(2**k, dtype=np.complex128)
+    psi[0] = 1.0
+    for q in range(k):
+        psi = on(H, q, k) @ psi
+    ent = {"cnot": CNOT, "cz": CZ}.get(ansatz.entangler)
+    for layer in range(ansatz.layers):
+        if ent is not None:
+            for q in range(k - 1):
+                psi = on(ent, q, k) @ psi
+        for r, name in enumerate(ansatz.rotations):
+            for q in range(k):
+                psi = on(ROT[name](params[layer, r, q]), q, k) @ psi
+    return psi
+
+
+@functools.cache
+def jitted(fn, ansatz):
+    """One compiled function per (function, ansatz), reused across tests."""
+    return jax.jit(lambda p: fn(p, ansatz))
+
+
+def random_params(seed, ansatz, scale=1.0):
+    return init_hea_params(jax.random.key(seed), ansatz, scale=scale)
+
+
+# --- Physics oracles. --------------------------------------------------------------
+
+ROTATION_VARIANTS = [("ry", "rz"), ("rx",), ("rz", "rx", "ry")]
+
+
+@pytest.mark.parametrize("rotations", ROTATION_VARIANTS)
+@pytest.mark.parametrize("entangler", ["cnot", "cz", "none"])
+@pytest.mark.parametrize("num_qubits", [1, 2, 3])
+def test_state_matches_numpy_kron(num_qubits, entangler, rotations):
+    ansatz = Ansatz(num_qubits, 2, rotations, entangler)
+    params = random_params(num_qubits, ansatz)
+    psi = jitted(hea_state, ansatz)(params)
+    chex.assert_shape(psi, (2**num_qubits,))
+    assert psi.dtype == jnp.complex64
+    np.testing.assert_allclose(psi, numpy_hea_state(params, ansatz), atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    "ansatz",
+    [
+        Ansatz(5, 2, ("ry", "rz"), "cnot"),
+        Ansatz(6, 1, ("rx", "ry"), "cz"),
+        Ansatz(11, 1, ("ry", "rz"), "cnot"),  # chunks of 3
+        Ansatz(15, 1, ("ry",), "cz"),  # chunks of 4
+    ],
+)
+def test_fused_state_matches_gate_by_gate_tc_circuit(ansatz):
+    params = random_params(7, ansatz)
+    expected = hea_circuit(params, ansatz).state()
+    np.testing.assert_allclose(jitted(hea_state, ansatz)(params), expected, atol=3e-6)
+
+
+PROPERTY_ANSATZ = Ansatz(5, 2, ("rx", "rz"), "cnot")
+
+
+@hypothesis.settings(max_examples=15, deadline=None)
+@hypothesis.given(
+    st.lists(
+        st.floats(-6.25, 6.25, width=32),
+        min_size=int(np.prod(hea_param_shape(PROPERTY_ANSATZ))),
+        max_size=int(np.prod(hea_param_shape(PROPERTY_ANSATZ))),
+    )
+)
+def test_state_matches_numpy_for_any_angles(angles):
+    params = np.asarray(angles, np.float32).reshape(hea_param_shape(PROPERTY_ANSATZ))
+    psi = jitted(hea_state, PROPERTY_ANSATZ)(params)
+    np.testing.assert_allclose(psi, numpy_hea_state(params, PROPERTY_ANSATZ), atol=3e-6)
+
+
+def test_zero_layers_is_uniform_superposition():
+    ansatz = Ansatz(3, 0)
+    chex.assert_shape(init_hea_params(jax.random.key(0), ansatz), (0, 2, 3))
+    probs = hea_probs(jnp.zeros((0, 2, 3), jnp.float32), ansatz)
+    np.testing.assert_allclose(probs, np.full(8, 1 / 8), atol=1e-7)
+
+
+# --- Probabilities and shape contracts (chex variants). ----------------------------
+
+
+class ProbsTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters("cnot", "cz", "none")
+    def test_probs_are_a_distribution(self, entangler):
+        ansatz = Ansatz(4, 3, ("ry", "rz"), entangler)
+        params = random_params(3, ansatz)
+        probs = self.variant(lambda p: hea_probs(p, ansatz))(params)
+        chex.assert_shape(probs, (16,))
+        chex.assert_type(probs, jnp.float32)
+        chex.assert_tree_all_finite(probs)
+        assert np.all(np.asarray(probs) >= 0.0)
+        np.testing.assert_allclose(np.sum(probs), 1.0, atol=1e-5)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_shapes_and_dtypes(self):
+        ansatz = Ansatz(3, 2, ("rx", "ry", "rz"))
+        params = init_hea_params(jax.random.key(1), ansatz, scale=0.1)
+        chex.assert_shape(params, hea_param_shape(ansatz))
+        chex.assert_shape(params, (2, 3, 3))
+        chex.assert_type(params, jnp.float32)
+        assert float(jnp.std(params)) < 0.3  # "small" angles
+        state = self.variant(lambda p: hea_state(p, ansatz))(params)
+        chex.assert_shape(state, (8,))
+        chex.assert_type(state, jnp.complex64)
+
+
+def test_params_of_other_real_dtypes_are_accepted():
+    ansatz = Ansatz(2, 1)
+    p64 = np.full(hea_param_shape(ansatz), 0.3, dtype=np.float64)
+    np.testing.assert_allclose(
+        hea_probs(p64, ansatz), hea_probs(p64.astype(np.float32), ansatz), atol=1e-7
+    )
+    hea_probs(np.zeros(hea_param_shape(ansatz), np.int32), ansatz)
+
+
+# --- Autodiff against the parameter-shift rule. ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ansatz", [Ansatz(3, 2, ("ry", "rz"), "cnot"), Ansatz(3, 2, ("rx", "rz"), "cz")]
+)
+def test_autodiff_gradient_matches_parameter_shift(ansatz):
+    params = random_params(11, ansatz)
+    cost = jax.random.normal(jax.random.key(12), (8,), jnp.float32)
+    energy = lambda p: jnp.sum(hea_probs(p, ansatz) * cost)
+    grad = jax.jit(jax.grad(energy))(params)
+
+    # Every gate carries one parameter with generator P/2 and P^2 = I, so
+    # dE/dθ = [E(θ + π/2) - E(θ - π/2)] / 2 exactly.
+    n = params.size
+    shifts = (np.pi / 2) * np.eye(n, dtype=np.float32).reshape((n, *params.shape))
+    shifted = jnp.concatenate([params[None] + shifts, params[None] - shifts])
+    energies = jax.jit(jax.vmap(energy))(shifted)
+    shift_grad = 0.5 * (energies[:n] - energies[n:])
+    np.testing.assert_allclose(grad.reshape(-1), shift_grad, atol=2e-5)
+
+
+# --- Batching and tracing. ---------------------------------------------------------
+
+
+def test_vmap_over_groups_equals_loop_and_traces_once():
+    ansatz = Ansatz(4, 2)
+    groups = 5
+    params = jax.vmap(lambda k: init_hea_params(k, ansatz, scale=1.0))(
+        jax.random.split(jax.random.key(4), groups)
+    )
+    costs = jax.random.normal(jax.random.key(5), (groups, 16), jnp.float32)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(p, c):
+        energy = lambda pg, cg: jnp.sum(hea_probs(pg, ansatz) * cg)
+        return jax.vmap(jax.value_and_grad(energy))(p, c)
+
+    values, grads = step(params, costs)
+    chex.assert_shape(values, (groups,))
+    chex.assert_shape(grads, (groups, *hea_param_shape(ansatz)))
+    chex.assert_tree_all_finite(grads)
+    single = jax.jit(
+        jax.value_and_grad(lambda pg, cg: jnp.sum(hea_probs(pg, ansatz) * cg))
+    )
+    for g in range(groups):
+        value, grad = single(params[g], costs[g])
+        np.testing.assert_allclose(values[g], value, atol=1e-6)
+        np.testing.assert_allclose(grads[g], grad, atol=1e-6)
+    # Same shapes, new values: served from the cache, not traced again.
+    for _ in range(2):
+        step(params + 0.1, costs * 2.0)
+
+
+# --- Bit order. --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_qubits", [1, 3, 4])
+def test_bit_table_matches_tensorcircuit_order(num_qubits):
+    table = bit_table(num_qubits)
+    chex.assert_shape(table, (2**num_qubits, num_qubits))
+    weights = 2 ** (num_qubits - 1 - np.arange(num_qubits))
+    np.testing.assert_array_equal(table @ weights, np.arange(2**num_qubits))
+    for qubit in range(num_qubits):
+        c = tc.Circuit(num_qubits)
+        c.x(qubit)
+        probs = np.asarray(c.probability())
+        index = int(np.argmax(probs))
+        assert probs[index] == pytest.approx(1.0)
+        assert index == 2 ** (num_qubits - 1 - qubit)  # qubit 0 -> 2^(K-1)
+        np.testing.assert_array_equal(table[index], np.eye(num_qubits)[qubit])
+
+
+# --- Export. -----------------------------------------------------------------------
+
+
+def _state_from_qasm(text, num_qubits):
+    """Tiny OpenQASM 2 reader for the gates to_qasm emits, replayed on tc."""
+    c = tc.Circuit(num_qubits)
+    names = {"cx": "cnot"}
+    for line in text.splitlines()[3:]:
+        m = re.fullmatch(r"(\w+)(?:\(([^)]*)\))? (.*);", line)
+        name, angle, args = m.groups()
+        qubits = [int(q) for q in re.findall(r"q\[(\d+)\]", args)]
+        kwargs = {} if angle is None else {"theta": float(angle)}
+        getattr(c, names.get(name, name))(*qubits, **kwargs)
+    return c.state()
+
+
+@pytest.mark.parametrize(
+    "ansatz, two_qubit",
+    [
+        (Ansatz(3, 2, ("ry", "rz"), "cnot"), "cx"),
+        (Ansatz(4, 1, ("rx",), "cz"), "cz"),
+        (Ansatz(3, 2, ("ry",), "none"), None),
+    ],
+)
+def test_to_qasm(ansatz, two_qubit):
+    params = random_params(2, ansatz)
+    text = to_qasm(params, ansatz)
+    assert text.startswith("OPENQASM 2.0")
+    lines = text.splitlines()
+    k, layers = ansatz.num_qubits, ansatz.layers
+    for name in ("cx", "cz"):
+        expected = layers * (k - 1) if name == two_qubit else 0
+        assert sum(line.startswith(name + " ") for line in lines) == expected
+    n_rot = sum(bool(re.match(r"r[xyz]\(", line)) for line in lines)
+    assert n_rot == hea_resources(ansatz)["parameters"]
+    np.testing.assert_allclose(
+        _state_from_qasm(text, k), hea_state(params, ansatz), atol=2e-6
+    )
+
+
+# --- Resources. --------------------------------------------------------------------
+
+
+def _asap_depth(circuit, num_qubits):
+    """Critical path of the gate list, every gate counting 1."""
+    ready = [0] * num_qubits
+    for op in circuit.to_qir():
+        t = max(ready[q] for q in op["index"]) + 1
+        for q in op["index"]:
+            ready[q] = t
+    return max(ready)
+
+
+@pytest.mark.parametrize("entangler", ["cnot", "cz", "none"])
+@pytest.mark.parametrize("num_qubits", [1, 2, 3, 5])
+def test_resources_counts_and_depth(num_qubits, entangler):
+    for layers, rotations in [(0, ("ry",)), (1, ("ry", "rz")), (3, ("rx",)), (2, ())]:
+        ansatz = Ansatz(num_qubits, layers, rotations, entangler)
+        res = hea_resources(ansatz)
+        r = len(rotations)
+        two = layers * (num_qubits - 1) if entangler != "none" else 0
+        assert res == {
+            "qubits": num_qubits,
+            "depth": res["depth"],
+            "two_qubit_gates": two,
+            "single_qubit_gates": num_qubits + layers * r * num_qubits,
+            "parameters": layers * r * num_qubits,
+        }
+        circuit = hea_circuit(np.zeros(hea_param_shape(ansatz), np.float32), ansatz)
+        assert res["depth"] == _asap_depth(circuit, num_qubits), ansatz
+        ops = circuit.to_qir()
+        assert sum(len(op["index"]) == 2 for op in ops) == two
+        assert sum(len(op["index"]) == 1 for op in ops) == res["single_qubit_gates"]
+
+
+def test_resources_depth_formula_examples():
+    # K >= 3: K + R + (L - 1)(R + 2); K == 2: 1 + L(R + 1); none: 1 + L R.
+    assert hea_resources(Ansatz(8, 4))["depth"] == 8 + 2 + 3 * 4
+    assert hea_resources(Ansatz(2, 3))["depth"] == 1 + 3 * 3
+    assert hea_resources(Ansatz(8, 4, entangler="none"))["depth"] == 1 + 4 * 2
+
+
+# --- Errors. -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ansatz, field",
+    [
+        (Ansatz(3, 1, ("ry", "rw")), "rotations"),
+        (Ansatz(3, 1, ["ry"]), "rotations"),
+        (Ansatz(3, 1, entangler="iswap"), "entangler"),
+        (Ansatz(0, 1), "num_qubits"),
+        (Ansatz(21, 1), "num_qubits"),
+        (Ansatz(2.0, 1), "num_qubits"),
+        (Ansatz(3, -1), "layers"),
+    ],
+)
+def test_bad_ansatz_raises_value_error_naming_field(ansatz, field):
+    for fn in (
+        hea_param_shape,
+        hea_resources,
+        lambda a: init_hea_params(jax.random.key(0), a),
+        lambda a: hea_state(jnp.zeros((1, 1, 3), jnp.float32), a),
+    ):
+        with pytest.raises(ValueError, match=field):
+            fn(ansatz)
+
+
+def test_bad_params_raise_value_error():
+    ansatz = Ansatz(3, 2)
+    with pytest.raises(ValueError, match="params"):
+        hea_state(jnp.zeros((2, 2, 4), jnp.float32), ansatz)
+    with pytest.raises(ValueError, match="params"):  # a batch instead of one group
+        hea_probs(jnp.zeros((5, 2, 2, 3), jnp.float32), ansatz)
+    with pytest.raises(ValueError, match="params"):
+        jax.jit(lambda p: hea_probs(p, ansatz))(jnp.zeros((2, 3), jnp.float32))
+    with pytest.raises(ValueError, match="params"):
+        hea_state(jnp.zeros((2, 2, 3), jnp.complex64), ansatz)
+    with pytest.raises(ValueError, match="num_qubits"):
+        bit_table(0)
+
+
+def test_module_is_the_tensorcircuit_owner():
+    assert circuits.tc is tc
+    assert tc.backend.name == "jax"
+    assert tc.dtypestr == "complex64"
