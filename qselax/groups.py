@@ -226,10 +226,12 @@ def bit_index(bits: jax.Array) -> jax.Array:
     """Configuration index of bit rows ``(..., K)``; bit 0 is the most significant."""
     k = bits.shape[-1]
     weights = jnp.asarray(2 ** np.arange(k - 1, -1, -1), jnp.int32)
+    weights = weights.reshape((1,) * (bits.ndim - 1) + (k,))
     return jnp.sum(bits.astype(jnp.int32) * weights, axis=-1)
 
 
 def index_bits(index: jax.Array, k: int) -> jax.Array:
     """Inverse of :func:`bit_index`: ``(...,) -> (..., K)`` int32 bits."""
     shifts = jnp.asarray(np.arange(k - 1, -1, -1), jnp.int32)
-    return (index[..., None] >> shifts) & 1
+    shifts = shifts.reshape((1,) * index.ndim + (k,))
+    return (index[..., None].astype(jnp.int32) >> shifts) & 1

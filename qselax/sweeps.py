@@ -169,6 +169,9 @@ def make_sweep(
     plans = engine.plans
 
     def parallel(net, state: SelectionState, x_val, y_val, x_train, y_train):
+        x_val, y_val, x_train, y_train = map(
+            jnp.asarray, (x_val, y_val, x_train, y_train)
+        )
         key, sub = jax.random.split(state.key)
         masks = unflatten_masks(state.flat, shapes)
         cache = activations(net, x_val, masks)
@@ -223,6 +226,9 @@ def make_sweep(
         )
 
     def sequential(net, state: SelectionState, x_val, y_val, x_train, y_train):
+        x_val, y_val, x_train, y_train = map(
+            jnp.asarray, (x_val, y_val, x_train, y_train)
+        )
         key, sub = jax.random.split(state.key)
         keys = jax.random.split(sub, len(plans))
         flat = state.flat

@@ -1,0 +1,187 @@
+"""Sweeps and the selection driver: monotone costs, optimality, no recompiles."""
+
+from functools import cache
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qselax.data import Dataset
+from qselax.groups import flatten_masks, make_grouping, scatter_bits
+from qselax.landscapes import make_engine
+from qselax.networks import apply_masked, cross_entropy, make_model, random_masks
+from qselax.selection import SelectConfig, select
+from qselax.solvers import make_solver
+from qselax.sweeps import SelectionState, line_search_accept, make_sweep
+
+K = 4
+
+
+@cache
+def tiny_data() -> Dataset:
+    """A 3-class problem with 6 features that a masked 6-12-3 MLP can fit."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(6, 3))
+
+    def split(n):
+        x = rng.normal(size=(n, 6)).astype(np.float32)
+        return x, np.argmax(x @ w, axis=1).astype(np.int32)
+
+    (xt, yt), (xv, yv), (xs, ys) = split(120), split(60), split(60)
+    return Dataset(xt, yt, xv, yv, xs, ys, 3, "tiny", (6,))
+
+
+def tiny_model(level="weight"):
+    return make_model("mlp", (6,), 3, hidden=(12,), mask_level=level, seed=3)
+
+
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+def test_exhaustive_sweeps_never_raise_cost(mode):
+    data, model = tiny_data(), tiny_model()
+    g, w = nnx.split(model)
+    cfg = SelectConfig(k=K, solver="exhaustive", sweeps=3, mode=mode, block_size=4)
+    sel = select(jax.random.key(0), model, data, cfg, progress=False)
+    start = float(cross_entropy(apply_masked(g, w, None, data.x_val), data.y_val))
+    costs = [start] + [h["val_cost"] for h in sel.history]
+    assert all(b <= a + 1e-6 for a, b in zip(costs, costs[1:], strict=False))
+    assert costs[-1] < start - 0.1
+    assert sel.optimum_rate == 1.0 and sel.top1_optimum_rate == 1.0
+    assert sel.lookups == 3 * sel.grouping.num_groups * 2**K
+    assert sel.landscape_evals == sel.lookups
+
+
+def test_sequential_block1_is_coordinate_descent():
+    """With one group per block, every accepted group lands on its exact optimum
+    of the landscape it saw, and the final mask is a fixed point after convergence."""
+    data, model = tiny_data(), tiny_model()
+    cfg = SelectConfig(k=K, solver="exhaustive", sweeps=6, mode="sequential")
+    sel = select(jax.random.key(1), model, data, cfg, progress=False)
+    last = sel.groups
+    assert np.all(last["accepted"] <= (last["chosen_cost"] < last["current_cost"]))
+    assert sel.history[-1]["val_accuracy"] >= 0.8
+    assert sel.history[-1]["accepted"] <= sel.history[0]["accepted"]
+
+
+def test_sweep_traces_once_and_state_advances():
+    data, model = tiny_data(), tiny_model()
+    grouping = make_grouping("fan_in", model, K)
+    engine = make_engine(model, grouping, num_samples=60)
+    solver = make_solver("exhaustive", K)
+    sweep = make_sweep(model, grouping, engine, solver, mode="sequential", block_size=3)
+    graphdef, weights = nnx.split(model)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(w, state, *xy):
+        return sweep(nnx.merge(graphdef, w), state, *xy)
+
+    flat = flatten_masks(random_masks(jax.random.key(2), model))
+    state = SelectionState(flat, jax.random.key(0), jnp.zeros((), jnp.int32))
+    xy = tuple(map(jnp.asarray, (data.x_val, data.y_val, data.x_train, data.y_train)))
+    state, info = step(weights, state, *xy)
+    state, info2 = step(weights, state, *xy)  # second sweep: no new trace
+    assert int(state.sweep) == 2
+    chex.assert_shape(info.chosen, (grouping.num_groups,))
+    assert float(info2.val_cost) <= float(info.val_cost) + 1e-6
+    chex.assert_tree_all_finite((info.val_cost, info.min_cost, info.chosen_cost))
+
+
+def test_parallel_sweep_landscapes_match_engine():
+    """The first parallel sweep's per-group minima are the engine's landscape minima."""
+    data, model = tiny_data(), tiny_model()
+    grouping = make_grouping("fan_in", model, K)
+    engine = make_engine(model, grouping, num_samples=60)
+    sweep = make_sweep(model, grouping, engine, make_solver("exhaustive", K))
+    flat = flatten_masks(random_masks(jax.random.key(3), model))
+    state = SelectionState(flat, jax.random.key(0), jnp.zeros((), jnp.int32))
+    _, info = sweep(model, state, data.x_val, data.y_val, data.x_train, data.y_train)
+    lands = engine.all(model, flat, data.x_val, data.y_val)
+    np.testing.assert_allclose(info.min_cost, lands.min(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(info.max_cost, lands.max(axis=1), rtol=1e-6)
+
+
+def test_neuron_level_selection_runs():
+    data, model = tiny_data(), tiny_model("neuron")
+    cfg = SelectConfig(grouping="neuron", k=K, solver="exhaustive", sweeps=2)
+    sel = select(jax.random.key(0), model, data, cfg, progress=False)
+    assert [m.shape for m in sel.masks] == [(12,)]
+    assert sel.optimum_rate == 1.0
+
+
+def test_vqe_selection_close_to_exhaustive():
+    data, model = tiny_data(), tiny_model()
+    opts = (("steps", 60), ("layers", 2))
+    vqe = select(
+        jax.random.key(0),
+        model,
+        data,
+        SelectConfig(k=K, solver="vqe", solver_options=opts, sweeps=2, block_size=8),
+        progress=False,
+    )
+    assert vqe.optimum_rate >= 0.8
+    assert vqe.lookups == 2 * vqe.grouping.num_groups  # readout 2^4/16 = 1
+    assert vqe.resources["qubits"] == K and vqe.resources["two_qubit_gates"] == 6
+    costs = [h["val_cost"] for h in vqe.history]
+    assert costs[1] <= costs[0] + 1e-6
+
+
+def _sq(f, target):
+    return jnp.sum((f - target) ** 2)
+
+
+@jax.jit
+def _line_search(flat, index, valid, bits, gain, target):
+    return line_search_accept(flat, index, valid, bits, gain, lambda f: _sq(f, target))
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**16), scale=st.floats(-1.0, 1.0))
+def test_line_search_never_increases_cost(seed, scale):
+    rng = np.random.default_rng(seed)
+    n, g, k = 24, 6, 4
+    flat = jnp.asarray(rng.integers(0, 2, n).astype(np.float32))
+    index = jnp.asarray(rng.permutation(n)[: g * k].reshape(g, k).astype(np.int32))
+    valid = jnp.asarray(rng.random((g, k)) < 0.8)
+    bits = jnp.asarray(rng.integers(0, 2, (g, k)))
+    gain = jnp.asarray((rng.normal(size=g) + scale).astype(np.float32))
+    target = jnp.asarray(rng.normal(size=n).astype(np.float32))
+    new, take, cost = _line_search(flat, index, valid, bits, gain, target)
+    before = float(_sq(flat, target))
+    assert float(cost) <= before + 1e-6 * max(1.0, before)
+    np.testing.assert_allclose(float(_sq(new, target)), float(cost), rtol=1e-5)
+    assert not np.any(np.asarray(take) & (np.asarray(gain) <= 0))
+    expect = scatter_bits(flat, index, valid & take[:, None], bits)
+    np.testing.assert_array_equal(np.asarray(new), np.asarray(expect))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("solver", "qaoa9", "solver"),
+        ("mode", "diagonal", "mode"),
+        ("cost", "mse", "cost"),
+        ("method", "fast", "method"),
+        ("init_mask", "zeros", "init_mask"),
+        ("sweeps", 0, "sweeps"),
+        ("val_samples", 0, "val_samples"),
+        ("block_size", 0, "block_size"),
+        ("k", 0, "k must"),
+        ("grouping", "rows", "grouping"),
+    ],
+)
+def test_select_config_errors(field, value, match):
+    fields = {"k": K, "solver": "exhaustive", field: value}
+    cfg = SelectConfig(**fields)
+    with pytest.raises(ValueError, match=match):
+        select(jax.random.key(0), tiny_model(), tiny_data(), cfg, progress=False)
+
+
+def test_memory_budget_error_before_work():
+    cfg = SelectConfig(k=K, solver="exhaustive", memory_mb=1e-3)
+    with pytest.raises(ValueError, match="MiB"):
+        select(jax.random.key(0), tiny_model(), tiny_data(), cfg, progress=False)
