@@ -1,3 +1,79 @@
-"""qselax: quantum neuron selection in JAX."""
+"""qselax: quantum neuron selection in JAX.
+
+Find high-performing subnetworks (binary masks) of fixed random Flax networks with
+batched K-qubit circuits simulated by TensorCircuit on JAX, and measure them against
+the exact classical optimum of every local group.
+"""
 
 __version__ = "0.1.0"
+
+from qselax.data import DATASETS, Dataset, load_dataset, read_idx
+from qselax.groups import (
+    GROUPINGS,
+    Grouping,
+    bit_index,
+    explicit_grouping,
+    flatten_masks,
+    gather_bits,
+    index_bits,
+    make_grouping,
+    scatter_bits,
+    unflatten_masks,
+)
+from qselax.landscapes import Engine, make_engine, naive_landscapes
+from qselax.networks import (
+    INITS,
+    MASK_LEVELS,
+    MaskableCNN,
+    MaskableMLP,
+    apply_masked,
+    make_model,
+    ones_masks,
+    random_masks,
+    train_dense,
+)
+from qselax.selection import SelectConfig, Selection, score, select
+from qselax.solvers import SOLVERS, Solver, SolveResult, make_solver
+from qselax.sweeps import SWEEP_MODES, SelectionState, SweepInfo, make_sweep
+
+__all__ = [
+    "DATASETS",
+    "GROUPINGS",
+    "INITS",
+    "MASK_LEVELS",
+    "SOLVERS",
+    "SWEEP_MODES",
+    "Dataset",
+    "Engine",
+    "Grouping",
+    "MaskableCNN",
+    "MaskableMLP",
+    "SelectConfig",
+    "Selection",
+    "SelectionState",
+    "SolveResult",
+    "Solver",
+    "SweepInfo",
+    "__version__",
+    "apply_masked",
+    "bit_index",
+    "explicit_grouping",
+    "flatten_masks",
+    "gather_bits",
+    "index_bits",
+    "load_dataset",
+    "make_engine",
+    "make_grouping",
+    "make_model",
+    "make_solver",
+    "make_sweep",
+    "naive_landscapes",
+    "ones_masks",
+    "random_masks",
+    "read_idx",
+    "scatter_bits",
+    "score",
+    "select",
+    "train_dense",
+    "unflatten_masks",
+]

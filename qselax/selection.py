@@ -135,7 +135,10 @@ def score(graphdef, weights, masks: Masks | None, x, y) -> dict:
         graphdef, weights, masks, jnp.asarray(x)
     )
     y = jnp.asarray(y)
-    return {"accuracy": float(accuracy(logits, y)), "loss": float(cross_entropy(logits, y))}
+    return {
+        "accuracy": float(accuracy(logits, y)),
+        "loss": float(cross_entropy(logits, y)),
+    }
 
 
 def select(
@@ -192,10 +195,16 @@ def select(
 
     @jax.jit
     def step(weights, state, x_val, y_val, x_train, y_train):
-        return sweep(nnx.merge(graphdef, weights), state, x_val, y_val, x_train, y_train)
+        return sweep(
+            nnx.merge(graphdef, weights), state, x_val, y_val, x_train, y_train
+        )
 
     mask_key, state_key = jax.random.split(key)
-    init = ones_masks(model) if config.init_mask == "ones" else random_masks(mask_key, model)
+    init = (
+        ones_masks(model)
+        if config.init_mask == "ones"
+        else random_masks(mask_key, model)
+    )
     state = SelectionState(flatten_masks(init), state_key, jnp.zeros((), jnp.int32))
     args = tuple(map(jnp.asarray, (x_val, y_val, x_train, y_train)))
 
@@ -205,7 +214,9 @@ def select(
 
     history, solves = [], []
     run_s = 0.0
-    bar = tqdm(range(config.sweeps), desc=f"{config.solver} sweeps", disable=not progress)
+    bar = tqdm(
+        range(config.sweeps), desc=f"{config.solver} sweeps", disable=not progress
+    )
     for i in bar:
         start = time.perf_counter()
         state, info = compiled(weights, state, *args)
