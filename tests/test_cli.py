@@ -1,0 +1,160 @@
+"""The ``qselax run`` command: settings, result.json, datasets and errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from qselax.cli import DEFAULTS, build_parser, main, resolve
+
+TINY = [
+    "--hidden", "8", "--k", "4", "--sweeps", "1", "--vqe-steps", "10",
+    "--vqe-layers", "1", "--dense-epochs", "3", "--block-size", "16", "--quiet",
+]  # fmt: skip
+
+
+def _resolve(*argv):
+    return resolve(build_parser().parse_args(["run", *argv]))
+
+
+def test_defaults_are_the_documented_demo():
+    s = _resolve()
+    assert s == DEFAULTS | {"solver": "vqe,exhaustive"}
+    assert (s["dataset"], s["model"], s["grouping"], s["k"]) == (
+        "digits",
+        "mlp",
+        "fan_in",
+        8,
+    )
+
+
+def test_config_file_then_flags(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"k": 6, "sweeps": 2, "model": "mlp:32,16"}))
+    s = _resolve("--config", str(cfg), "--sweeps", "5")
+    assert (s["k"], s["sweeps"], s["hidden"]) == (6, 5, "32,16")
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--solver", "vqe,nope"], "--solver"),
+        (["--solver", "vqe,vqe"], "distinct"),
+        (["--model", "rnn"], "--model"),
+        (["--hidden", "8,x"], "--hidden"),
+        (["--hidden", "0"], "--hidden"),
+        (["--dense-epochs", "-1"], "--dense-epochs"),
+    ],
+)
+def test_bad_settings(argv, match):
+    with pytest.raises(ValueError, match=match):
+        _resolve(*argv)
+
+
+def test_bad_config_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        _resolve("--config", str(bad))
+    bad.write_text(json.dumps({"kk": 1}))
+    with pytest.raises(ValueError, match="unknown keys"):
+        _resolve("--config", str(bad))
+
+
+def test_run_writes_result_json(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "iris", *TINY, "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    for row in ("vqe (masks)", "exhaustive (masks)", "dense (trained)", "random"):
+        assert row in table
+    result = json.loads((out / "result.json").read_text())
+    for field in (
+        "config",
+        "seed",
+        "test_accuracy",
+        "train_accuracy",
+        "optimum_rate",
+        "resources",
+        "compile_s",
+        "run_s",
+    ):
+        assert field in result, field
+    assert result["solver"] == "vqe"
+    assert result["config"]["dataset"] == "iris"
+    res = result["resources"]
+    assert res["qubits"] == 4 and res["groups"] > 0
+    assert {"depth", "two_qubit_gates"} <= set(res)
+    assert result["solvers"]["exhaustive"]["optimum_rate"] == 1.0
+    assert 0.0 <= result["optimum_rate"] <= 1.0
+    masks = np.load(out / "masks_vqe.npz")
+    assert masks["layer0"].shape == (4, 8) and masks["layer1"].shape == (8, 3)
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_run_user_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3))
+    y = np.array([5, 7, 9])[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int)]
+    path = tmp_path / "data.csv"
+    rows = ["a,b,c,label"] + [
+        ",".join(f"{v:.4f}" for v in r) + f",{c}" for r, c in zip(x, y, strict=True)
+    ]
+    path.write_text("\n".join(rows))
+    out = tmp_path / "csv"
+    argv = ["run", "--dataset", f"csv:{path}", "--solver", "exhaustive", *TINY]
+    assert main([*argv, "--out", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["dataset"]["num_classes"] == 3
+    assert result["test_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--dataset", "nope"], "dataset"),
+        (["--dataset", "csv:/no/such/file.csv"], "file.csv"),
+        (["--k", "0"], "k must"),
+        (["--readout", "9"], "readout"),
+        (["--memory-mb", "0.0001"], "MiB"),
+        (["--mode", "parallel", "--grouping", "neuron"], "mask_level"),
+    ],
+)
+def test_errors_exit_2_and_write_nothing(tmp_path, capsys, argv, match):
+    out = tmp_path / "err"
+    assert main(["run", "--dataset", "iris", *TINY, "--out", str(out), *argv]) == 2
+    assert match in capsys.readouterr().err
+    assert not (out / "result.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["wine", "breast_cancer", "digits"])
+def test_every_bundled_dataset_runs(tmp_path, dataset):
+    out = tmp_path / dataset
+    assert main(["run", "--dataset", dataset, *TINY, "--out", str(out)]) == 0
+    assert json.loads((out / "result.json").read_text())["test_accuracy"] > 0.5
+
+
+@pytest.mark.slow
+def test_fashion_mnist_subsample_cnn(tmp_path):
+    from qselax.data import FASHION_MNIST_DIR
+
+    if not (FASHION_MNIST_DIR and __import__("os").path.isdir(FASHION_MNIST_DIR)):
+        pytest.skip("dataset-fashion-mnist is not installed")
+    out = tmp_path / "fm"
+    argv = ["run", "--dataset", "fashion_mnist", "--max-train", "300", *TINY]
+    argv += ["--model", "cnn:4", "--hidden", "16", "--val-samples", "64"]
+    assert main([*argv, "--solver", "exhaustive", "--out", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["test_accuracy"] > 0.3
+
+
+@pytest.mark.slow
+def test_default_demo_meets_its_claims(tmp_path):
+    """`qselax run` verbatim: the numbers the README promises."""
+    out = tmp_path / "demo"
+    assert main(["run", "--quiet", "--out", str(out)]) == 0
+    r = json.loads((out / "result.json").read_text())
+    vqe, exact = r["solvers"]["vqe"], r["solvers"]["exhaustive"]
+    assert exact["test_accuracy"] >= 0.92
+    assert vqe["optimum_rate"] >= 0.9
+    assert vqe["test_accuracy"] >= exact["test_accuracy"] - 0.02
