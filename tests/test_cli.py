@@ -131,7 +131,9 @@ def test_errors_exit_2_and_write_nothing(tmp_path, capsys, argv, match):
 def test_every_bundled_dataset_runs(tmp_path, dataset):
     out = tmp_path / dataset
     assert main(["run", "--dataset", dataset, *TINY, "--out", str(out)]) == 0
-    assert json.loads((out / "result.json").read_text())["test_accuracy"] > 0.5
+    result = json.loads((out / "result.json").read_text())
+    # A tiny budget (8 hidden units, one sweep): clearly above chance is the claim.
+    assert result["test_accuracy"] > 1.0 / result["dataset"]["num_classes"] + 0.1
 
 
 @pytest.mark.slow
