@@ -247,8 +247,6 @@ def select(
     lookups = int(sum(int(np.sum(s[3])) for s in solves))
     resources = dict(solver.resources)
     resources.update(groups=grouping.num_groups, group_size=grouping.k)
-    if "qubits" in resources and resources["qubits"]:
-        resources["qubits"] = grouping.k
     return Selection(
         masks=unflatten_masks(state.flat, grouping.shapes),
         grouping=grouping,
