@@ -55,9 +55,13 @@ def normalize_landscapes(landscapes: jax.Array) -> jax.Array:
     of configurations, but puts every group's H_C on the same scale, so one learning
     rate and one set of angles suit all groups.  Flat landscapes map to zeros.
     """
-    mean = jnp.mean(landscapes, axis=-1, keepdims=True)
-    std = jnp.std(landscapes, axis=-1, keepdims=True)
-    return (landscapes - mean) / jnp.where(std > 0, std, jnp.ones_like(std))
+    # Shift by one entry first so that a flat row is exactly zero: its float32 mean
+    # is not exact (e.g. 0.1), which would leave a rounding-noise spread of ~1e-8
+    # that the division blows up to +-1.
+    centred = landscapes - landscapes[..., :1]
+    mean = jnp.mean(centred, axis=-1, keepdims=True)
+    std = jnp.std(centred, axis=-1, keepdims=True)
+    return (centred - mean) / jnp.where(std > 0, std, jnp.ones_like(std))
 
 
 def best_of(landscapes: jax.Array, candidates: jax.Array) -> jax.Array:
