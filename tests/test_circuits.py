@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
-from qselax import circuits
+from qselax import circuits, landscapes
 from qselax.circuits import (
     Ansatz,
     bit_table,
@@ -24,6 +24,7 @@ from qselax.circuits import (
     init_hea_params,
     to_qasm,
 )
+from qselax.groups import bit_index, index_bits
 
 tc = pytest.importorskip("tensorcircuit")  # configured by qselax.circuits
 
@@ -94,11 +95,19 @@ def random_params(seed, ansatz, scale=1.0):
 ROTATION_VARIANTS = [("ry", "rz"), ("rx",), ("rz", "rx", "ry")]
 
 
-@pytest.mark.parametrize("rotations", ROTATION_VARIANTS)
-@pytest.mark.parametrize("entangler", ["cnot", "cz", "none"])
-@pytest.mark.parametrize("num_qubits", [1, 2, 3])
-def test_state_matches_numpy_kron(num_qubits, entangler, rotations):
-    ansatz = Ansatz(num_qubits, 2, rotations, entangler)
+# Every (K, entangler, rotations) for K <= 3; each (K, entangler) pair meets
+# layers 0, 1 and 2 once, with a different rotation tuple each time (27 compiles).
+KRON_CASES = [
+    (k, entangler, rotations, (k + i) % 3)
+    for k in (1, 2, 3)
+    for entangler in ("cnot", "cz", "none")
+    for i, rotations in enumerate(ROTATION_VARIANTS)
+]
+
+
+@pytest.mark.parametrize("num_qubits, entangler, rotations, layers", KRON_CASES)
+def test_state_matches_numpy_kron(num_qubits, entangler, rotations, layers):
+    ansatz = Ansatz(num_qubits, layers, rotations, entangler)
     params = random_params(num_qubits, ansatz)
     psi = jitted(hea_state, ansatz)(params)
     chex.assert_shape(psi, (2**num_qubits,))
@@ -119,6 +128,39 @@ def test_fused_state_matches_gate_by_gate_tc_circuit(ansatz):
     params = random_params(7, ansatz)
     expected = hea_circuit(params, ansatz).state()
     np.testing.assert_allclose(jitted(hea_state, ansatz)(params), expected, atol=3e-6)
+
+
+def test_numpy_oracle_on_hand_computed_states():
+    q = np.pi / 2
+    # |+> then RY(pi/2) gives |1>.
+    psi = numpy_hea_state([[[q]]], Ansatz(1, 1, ("ry",)))
+    np.testing.assert_allclose(psi, [0, 1], atol=1e-12)
+    # Qubit 0 -> |1>, qubit 1 -> |0>: index 2 = 0b10 (qubit 0 most significant).
+    psi = numpy_hea_state([[[q, -q]]], Ansatz(2, 1, ("ry",), "none"))
+    np.testing.assert_allclose(psi, np.eye(4)[2], atol=1e-12)
+    # CNOT|++> = |++>, then as above: |10>; a second layer's CNOT(0, 1) gives |11>.
+    psi = numpy_hea_state([[[q, -q]], [[0, 0]]], Ansatz(2, 2, ("ry",), "cnot"))
+    np.testing.assert_allclose(psi, np.eye(4)[3], atol=1e-12)
+    # CZ|++> = (|0+> + |1->)/sqrt2; RY(pi/2) on qubit 0 makes it (|01> + |10>)/sqrt2.
+    psi = numpy_hea_state([[[q, 0]]], Ansatz(2, 1, ("ry",), "cz"))
+    np.testing.assert_allclose(psi, np.array([0, 1, 1, 0]) / np.sqrt(2), atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["rx", "ry", "rz"])
+def test_tensorcircuit_rotation_convention(name):
+    """tc's rx/ry/rz(theta) are exp(-i theta P / 2), e.g. RZ = diag(e^-i/2, e^i/2)."""
+    theta = 0.73
+    for basis in range(2):
+        c = tc.Circuit(1, inputs=np.eye(2, dtype=np.complex64)[basis])
+        getattr(c, name)(0, theta=theta)
+        np.testing.assert_allclose(c.state(), ROT[name](theta)[:, basis], atol=1e-6)
+    paulis = {
+        "rx": np.array([[0, 1], [1, 0]]),
+        "ry": np.array([[0, -1j], [1j, 0]]),
+        "rz": np.diag([1, -1]),
+    }
+    expm = np.cos(theta / 2) * np.eye(2) - 1j * np.sin(theta / 2) * paulis[name]
+    np.testing.assert_allclose(ROT[name](theta), expm, atol=1e-12)
 
 
 PROPERTY_ANSATZ = Ansatz(5, 2, ("rx", "rz"), "cnot")
@@ -257,6 +299,16 @@ def test_bit_table_matches_tensorcircuit_order(num_qubits):
         np.testing.assert_array_equal(table[index], np.eye(num_qubits)[qubit])
 
 
+@pytest.mark.parametrize("num_qubits", [1, 3, 5])
+def test_bit_table_matches_groups_and_landscapes(num_qubits):
+    table = bit_table(num_qubits)
+    assert table.dtype == np.uint8
+    index = np.arange(2**num_qubits)
+    np.testing.assert_array_equal(bit_index(jnp.asarray(table)), index)
+    np.testing.assert_array_equal(index_bits(jnp.asarray(index), num_qubits), table)
+    np.testing.assert_array_equal(landscapes.bit_table(num_qubits), table)
+
+
 # --- Export. -----------------------------------------------------------------------
 
 
@@ -287,11 +339,24 @@ def test_to_qasm(ansatz, two_qubit):
     assert text.startswith("OPENQASM 2.0")
     lines = text.splitlines()
     k, layers = ansatz.num_qubits, ansatz.layers
+
+    def count(name):
+        return sum(bool(re.match(rf"{name}[ (]", line)) for line in lines)
+
+    assert count("h") == k
     for name in ("cx", "cz"):
-        expected = layers * (k - 1) if name == two_qubit else 0
-        assert sum(line.startswith(name + " ") for line in lines) == expected
-    n_rot = sum(bool(re.match(r"r[xyz]\(", line)) for line in lines)
-    assert n_rot == hea_resources(ansatz)["parameters"]
+        assert count(name) == (layers * (k - 1) if name == two_qubit else 0)
+    for name in ("rx", "ry", "rz"):
+        assert count(name) == layers * k * ansatz.rotations.count(name)
+    sum_rot = sum(count(name) for name in ("rx", "ry", "rz"))
+    assert sum_rot == hea_resources(ansatz)["parameters"]
+    # The ansatz has no measurements; readout is the probability vector.
+    assert count("measure") == 0
+    # Angles come back in params[layer, r, k] order, exactly (repr of the float32).
+    angles = [float(a) for a in re.findall(r"^r[xyz]\(([^)]*)\)", text, re.M)]
+    np.testing.assert_array_equal(np.float32(angles), np.asarray(params).reshape(-1))
+    qubits = [int(q) for q in re.findall(r"^r[xyz]\([^)]*\) q\[(\d+)\];", text, re.M)]
+    assert qubits == list(range(k)) * (layers * len(ansatz.rotations))
     np.testing.assert_allclose(
         _state_from_qasm(text, k), hea_state(params, ansatz), atol=2e-6
     )
