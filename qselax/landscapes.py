@@ -318,7 +318,8 @@ def make_engine(
         return jax.lax.map(fn, arrays, batch_size=plan.chunk)
 
     def all_fn(model, flat, x, y):
-        x, y = jnp.asarray(x), jnp.asarray(y)
+        # Host (NumPy) masks too: flat is indexed by traced group indices below.
+        flat, x, y = jnp.asarray(flat), jnp.asarray(x), jnp.asarray(y)
         masks = unflatten_masks(flat, grouping.shapes)
         cache = activations(model, x, masks)
         outs = [
