@@ -25,7 +25,7 @@ Example:
     >>> from qselax.networks import MaskableMLP
     >>> g = make_grouping("fan_in", MaskableMLP(4, (3,), 2, rngs=nnx.Rngs(0)), k=2)
     >>> g.index.shape, g.num_groups
-    ((9, 2), 9)
+    ((10, 2), 10)
 """
 
 from __future__ import annotations
