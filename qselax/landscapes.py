@@ -32,7 +32,7 @@ Example:
     >>> x, y = np.ones((5, 4), np.float32), np.zeros(5, np.int32)
     >>> flat = flatten_masks(ones_masks(model))
     >>> engine.all(model, flat, x, y).shape
-    (9, 4)
+    (10, 4)
 """
 
 from __future__ import annotations
