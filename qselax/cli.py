@@ -55,6 +55,7 @@ DEFAULTS = {
     "vqe_steps": 100,
     "vqe_lr": 0.1,
     "readout": None,
+    "opt": [],
     "seed": 0,
     "val_fraction": 0.2,
     "test_fraction": 0.2,
@@ -111,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--vqe-steps", type=int, help="VQE Adam steps per sweep (default 100)")
     a("--vqe-lr", type=float, help="VQE Adam learning rate (default 0.1)")
     a("--readout", type=int, help="VQE readout bitstrings (default 2^K/16)")
+    a(
+        "--opt",
+        action="append",
+        metavar="SOLVER.NAME=VALUE",
+        help="extra solver option, e.g. grover.lam=1.2 or sa.restarts=4 (repeatable)",
+    )
     a("--seed", type=int, help="seed of data split, network and solvers (default 0)")
     a("--val-fraction", type=float, help="validation fraction (default 0.2)")
     a("--test-fraction", type=float, help="test fraction (default 0.2)")
@@ -157,11 +164,31 @@ def resolve(args: argparse.Namespace) -> dict:
             f"--solver needs distinct solver names, got {settings['solver']!r}"
         )
     settings["solver"] = ",".join(solvers)
+    settings["opt"] = [str(o) for o in settings["opt"] or []]
+    for opt in settings["opt"]:
+        _parse_opt(opt, solvers)
     _csv_ints(settings["hidden"], "hidden")
     _csv_ints(settings["channels"], "channels")
     if settings["dense_epochs"] < 0:
         raise ValueError(f"--dense-epochs must be >= 0, got {settings['dense_epochs']}")
     return settings
+
+
+def _parse_opt(text: str, solvers: list[str]) -> tuple[str, str, object]:
+    """``SOLVER.NAME=VALUE`` -> (solver, name, JSON value or the raw string)."""
+    target, eq, raw = text.partition("=")
+    solver, dot, name = target.partition(".")
+    if not (eq and dot and name.isidentifier()):
+        raise ValueError(f"--opt must look like SOLVER.NAME=VALUE, got {text!r}")
+    if solver not in solvers:
+        raise ValueError(
+            f"--opt {text!r} names solver {solver!r}, not one of {solvers}"
+        )
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return solver, name, value
 
 
 def _select_config(settings: dict, solver: str) -> SelectConfig:
@@ -173,6 +200,10 @@ def _select_config(settings: dict, solver: str) -> SelectConfig:
             "learning_rate": settings["vqe_lr"],
             "readout": settings["readout"],
         }
+    for opt in settings["opt"]:
+        target, name, value = _parse_opt(opt, settings["solver"].split(","))
+        if target == solver:
+            options[name] = value
     return SelectConfig(
         grouping=settings["grouping"],
         k=settings["k"],

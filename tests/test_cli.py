@@ -44,11 +44,24 @@ def test_config_file_then_flags(tmp_path):
         (["--hidden", "8,x"], "--hidden"),
         (["--hidden", "0"], "--hidden"),
         (["--dense-epochs", "-1"], "--dense-epochs"),
+        (["--opt", "vqe.steps"], "SOLVER.NAME=VALUE"),
+        (["--opt", "sa.steps=3"], "names solver 'sa'"),
     ],
 )
 def test_bad_settings(argv, match):
     with pytest.raises(ValueError, match=match):
         _resolve(*argv)
+
+
+def test_solver_options_reach_their_solver(tmp_path):
+    out = tmp_path / "opts"
+    argv = ["run", "--dataset", "iris", *TINY, "--solver", "sa,random"]
+    argv += ["--opt", "sa.restarts=2", "--opt", "random.samples=1", "--out", str(out)]
+    assert main(argv) == 0
+    result = json.loads((out / "result.json").read_text())
+    groups = result["resources"]["groups"]
+    assert result["solvers"]["random"]["lookups"] == groups  # one sample per group
+    assert result["config"]["opt"] == ["sa.restarts=2", "random.samples=1"]
 
 
 def test_bad_config_file(tmp_path):

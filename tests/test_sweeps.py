@@ -185,3 +185,13 @@ def test_memory_budget_error_before_work():
     cfg = SelectConfig(k=K, solver="exhaustive", memory_mb=1e-3)
     with pytest.raises(ValueError, match="MiB"):
         select(jax.random.key(0), tiny_model(), tiny_data(), cfg, progress=False)
+
+
+@pytest.mark.parametrize("solver", ["grover", "sa", "random"])
+def test_every_registered_solver_drives_a_sweep(solver):
+    data, model = tiny_data(), tiny_model()
+    cfg = SelectConfig(k=K, solver=solver, sweeps=2, block_size=8)
+    sel = select(jax.random.key(0), model, data, cfg, progress=False)
+    costs = [h["val_cost"] for h in sel.history]
+    assert costs[1] <= costs[0] + 1e-6
+    assert 0.0 <= sel.optimum_rate <= 1.0 and sel.lookups > 0

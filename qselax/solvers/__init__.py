@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from qselax.solvers.base import Solver, SolveResult, best_of, normalize_landscapes
+from qselax.solvers.classical import random_search, sa
 from qselax.solvers.exhaustive import exhaustive
+from qselax.solvers.grover import grover, grover_search
 from qselax.solvers.vqe import max_readout, vqe
 
-SOLVERS = {"exhaustive": exhaustive, "vqe": vqe}
+SOLVERS = {
+    "exhaustive": exhaustive,
+    "vqe": vqe,
+    "grover": grover,
+    "sa": sa,
+    "random": random_search,
+}
 
 
 def make_solver(name: str, k: int, **options) -> Solver:
@@ -29,8 +37,12 @@ __all__ = [
     "SolveResult",
     "best_of",
     "exhaustive",
+    "grover",
+    "grover_search",
     "make_solver",
     "max_readout",
     "normalize_landscapes",
+    "random_search",
+    "sa",
     "vqe",
 ]
