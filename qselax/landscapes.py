@@ -240,7 +240,8 @@ def make_engine(
         if nbytes > budget:
             raise ValueError(
                 f"one group of layer {l} needs about {nbytes / 2**20:.0f} MiB "
-                f"(2^{k} configurations x {num_samples} samples x {widest} units), over "
+                f"(2^{k} configurations x {num_samples} samples x {widest} units), "
+                "over "
                 f"the memory budget of {memory_mb:.0f} MiB: lower k, use fewer "
                 "validation samples, or raise memory_mb"
             )

@@ -338,7 +338,8 @@ def make_model(
         )
     if len(feature_shape) != 3:
         raise ValueError(
-            f"model 'cnn' needs image features (H, W, C), got shape {tuple(feature_shape)}"
+            "model 'cnn' needs image features (H, W, C), got shape "
+            f"{tuple(feature_shape)}"
         )
     return MaskableCNN(
         feature_shape,

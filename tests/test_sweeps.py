@@ -187,7 +187,7 @@ def test_memory_budget_error_before_work():
         select(jax.random.key(0), tiny_model(), tiny_data(), cfg, progress=False)
 
 
-@pytest.mark.parametrize("solver", ["grover", "sa", "random"])
+@pytest.mark.parametrize("solver", ["qaoa", "anneal", "grover", "sa", "random"])
 def test_every_registered_solver_drives_a_sweep(solver):
     data, model = tiny_data(), tiny_model()
     cfg = SelectConfig(k=K, solver=solver, sweeps=2, block_size=8)

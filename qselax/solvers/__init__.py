@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from qselax.solvers.anneal import anneal
 from qselax.solvers.base import Solver, SolveResult, best_of, normalize_landscapes
 from qselax.solvers.classical import random_search, sa
 from qselax.solvers.exhaustive import exhaustive
 from qselax.solvers.grover import grover, grover_search
+from qselax.solvers.qaoa import qaoa
 from qselax.solvers.vqe import max_readout, vqe
 
 SOLVERS = {
     "exhaustive": exhaustive,
     "vqe": vqe,
+    "qaoa": qaoa,
     "grover": grover,
+    "anneal": anneal,
     "sa": sa,
     "random": random_search,
 }
@@ -35,6 +39,7 @@ __all__ = [
     "SOLVERS",
     "Solver",
     "SolveResult",
+    "anneal",
     "best_of",
     "exhaustive",
     "grover",
@@ -42,6 +47,7 @@ __all__ = [
     "make_solver",
     "max_readout",
     "normalize_landscapes",
+    "qaoa",
     "random_search",
     "sa",
     "vqe",
