@@ -108,7 +108,12 @@ class ExhaustiveTest(chex.TestCase):
 
         @hypothesis.settings(max_examples=25, deadline=None)
         @hypothesis.given(
-            hnp.arrays(np.float32, (5, 8), elements=st.floats(-1e3, 1e3, width=32))
+            # XLA on CPU flushes subnormals to zero, so they would tie with 0.
+            hnp.arrays(
+                np.float32,
+                (5, 8),
+                elements=st.floats(-1e3, 1e3, width=32, allow_subnormal=False),
+            )
         )
         def check(landscapes):
             result = solve(jax.random.key(0), jnp.asarray(landscapes), current(5))
@@ -302,7 +307,7 @@ def test_make_solver_builds_registered_solvers():
 
 def test_make_solver_unknown_name_lists_valid_names():
     with pytest.raises(ValueError, match="exhaustive") as err:
-        make_solver("qaoa", 4)
+        make_solver("qaoa9", 4)
     assert "vqe" in str(err.value) and "qaoa" in str(err.value)
 
 
