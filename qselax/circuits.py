@@ -65,7 +65,9 @@ tc.set_dtype("complex64")
 
 __all__ = [
     "Ansatz",
+    "apply_pauli_string",
     "bit_table",
+    "depolarizing_codes",
     "hea_circuit",
     "hea_param_shape",
     "hea_probs",
@@ -222,6 +224,78 @@ def _check_params(params, ansatz: Ansatz) -> jax.Array:
 
 
 # ---------------------------------------------------------------------------
+# Depolarizing noise as quantum trajectories.
+
+# I, X, Y, Z: the Kraus unitaries of the depolarizing channel, indexed by code 0..3.
+PAULIS = np.array(
+    [[[1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]],
+    dtype=np.complex64,
+)
+
+
+def _check_rate(rate) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, int | float | np.floating):
+        raise ValueError(f"noise rate must be a number in [0, 1), got {rate!r}")
+    if not 0.0 <= float(rate) < 1.0:
+        raise ValueError(f"noise rate must lie in [0, 1), got {rate}")
+    return float(rate)
+
+
+def depolarizing_codes(key: jax.Array, rate: float, shape) -> jax.Array:
+    """One trajectory of the depolarizing channel: a Pauli per qubit and layer.
+
+    The channel ``rho -> (1 - p) rho + p/3 (X rho X + Y rho Y + Z rho Z)`` (``p`` =
+    ``rate``, TensorCircuit's ``depolarizing(px=p/3, py=p/3, pz=p/3)``) is the average
+    over Pauli insertions drawn independently per qubit: nothing with probability
+    ``1 - p``, else X, Y or Z with ``p/3`` each.  A pure-state trajectory with the
+    drawn Paulis inserted is therefore an exact sample of the noisy circuit: a
+    bitstring measured on it is distributed as on the density matrix, and the mean of
+    the trajectories' Born probabilities converges to the density matrix's diagonal.
+
+    Args:
+        key: a ``jax.random`` key.
+        rate: error probability ``p`` per qubit and layer, in ``[0, 1)``.
+        shape: output shape, e.g. ``(L, K)``.
+
+    Returns:
+        int32 codes: 0 = I, 1 = X, 2 = Y, 3 = Z.
+
+    Example:
+        >>> codes = depolarizing_codes(jax.random.key(0), 0.0, (3, 4))
+        >>> int(codes.sum())
+        0
+    """
+    rate = _check_rate(rate)
+    u = jax.random.uniform(key, shape)
+    which = jnp.minimum((u / max(rate, 1e-30) * 3.0).astype(jnp.int32), 2)
+    return jnp.where(u < rate, 1 + which, 0).astype(jnp.int32)
+
+
+def apply_pauli_string(
+    state: Complex[Array, " S"], codes: jax.Array, num_qubits: int
+) -> Complex[Array, " S"]:
+    """Applies ``P_0 (x) ... (x) P_{K-1}`` (codes 0..3 = I, X, Y, Z) to a state.
+
+    One pass over the ``2^K`` amplitudes: a sign for the Z parts, then the bit flips
+    of the X parts as an index permutation (``Y = i X Z``; the global phase ``i`` is
+    dropped, it changes no probability).
+
+    Example:
+        >>> psi = jnp.array([1.0, 0.0, 0.0, 0.0], jnp.complex64)  # |00>
+        >>> apply_pauli_string(psi, jnp.array([1, 0]), 2).real.tolist()  # X on q0
+        [0.0, 0.0, 1.0, 0.0]
+    """
+    bits = jnp.asarray(bit_table(num_qubits), jnp.int32)
+    flip = ((codes == 1) | (codes == 2)).astype(jnp.int32)
+    phase = ((codes == 2) | (codes == 3)).astype(jnp.int32)
+    weights = jnp.asarray(2 ** np.arange(num_qubits - 1, -1, -1), jnp.int32)
+    xmask = jnp.sum(flip * weights)
+    sign = 1 - 2 * ((bits @ phase) % 2)
+    state = state * sign.astype(state.dtype)
+    return state[jnp.arange(2**num_qubits, dtype=jnp.int32) ^ xmask]
+
+
+# ---------------------------------------------------------------------------
 # Gate-by-gate circuit (export, inspection, reference).
 
 
@@ -347,13 +421,23 @@ def _kron(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def _layer_unitaries(
-    layer_params: Float[Array, "R K"], ansatz: Ansatz, plan: tuple[_ChunkGate, ...]
+    layer_params: Float[Array, "R K"],
+    ansatz: Ansatz,
+    plan: tuple[_ChunkGate, ...],
+    codes: jax.Array | None = None,
 ) -> list[jax.Array]:
-    """The fused unitary of every chunk gate of one layer."""
+    """The fused unitary of every chunk gate of one layer.
+
+    ``codes`` (``(K,)``, 0..3 = I, X, Y, Z): a depolarizing trajectory's Pauli on
+    each qubit after the layer.  A qubit's rotations are the last gates on it in its
+    layer (see the module docstring), so the Pauli is folded into them: ``P R``.
+    """
     k_qubits = ansatz.num_qubits
     one_qubit = jnp.broadcast_to(jnp.eye(2, dtype=jnp.complex64), (k_qubits, 2, 2))
     for r, name in enumerate(ansatz.rotations):
         one_qubit = _matmul_2x2(_rotation_matrices(name, layer_params[r]), one_qubit)
+    if codes is not None:
+        one_qubit = _matmul_2x2(jnp.asarray(PAULIS)[codes], one_qubit)
     unitaries = []
     for gate in plan:
         first = gate.qubits[0]
@@ -371,13 +455,25 @@ def _layer_unitaries(
     return unitaries
 
 
-def hea_state(params: Float[Array, "L R K"], ansatz: Ansatz) -> Complex[Array, " S"]:
+def hea_state(
+    params: Float[Array, "L R K"],
+    ansatz: Ansatz,
+    *,
+    noise_key: jax.Array | None = None,
+    noise_rate: float = 0.0,
+) -> Complex[Array, " S"]:
     """State vector of the hardware-efficient ansatz.
+
+    With ``noise_key`` and ``noise_rate > 0`` it is one trajectory of the circuit
+    with a depolarizing channel of rate ``noise_rate`` on every qubit after every
+    layer (see :func:`depolarizing_codes`): an exact sample of the noisy circuit.
 
     Args:
         params: ``(L, R, K)`` angles, ``params[layer, r, k]`` the angle of rotation
             ``ansatz.rotations[r]`` on qubit ``k`` in ``layer``.
         ansatz: the ansatz (static).
+        noise_key: key of the noise trajectory (``None``: noiseless).
+        noise_rate: depolarizing probability per qubit and layer (static).
 
     Returns:
         ``(2**K,)`` complex64 amplitudes, qubit 0 the most significant bit.
@@ -397,21 +493,38 @@ def hea_state(params: Float[Array, "L R K"], ansatz: Ansatz) -> Complex[Array, "
     # |+>^K is the constant 2^(-K/2) vector; no need to contract K Hadamards.
     plus = jnp.full((2**k_qubits,), 2.0 ** (-k_qubits / 2), dtype=jnp.complex64)
 
-    def layer(state, layer_params):
+    noisy = noise_key is not None and _check_rate(noise_rate) > 0.0
+    codes = (
+        depolarizing_codes(noise_key, noise_rate, params.shape[::2]) if noisy else None
+    )
+
+    def layer(state, xs):
+        layer_params, layer_codes = xs
         for gate, unitary in zip(
-            plan, _layer_unitaries(layer_params, ansatz, plan), strict=True
+            plan,
+            _layer_unitaries(layer_params, ansatz, plan, layer_codes),
+            strict=True,
         ):
             c = tc.Circuit(k_qubits, inputs=state)
             c.any(*gate.qubits, unitary=unitary)
             state = c.state()
         return state, None
 
-    state, _ = jax.lax.scan(layer, plus, params)
+    state, _ = jax.lax.scan(layer, plus, (params, codes))
     return state
 
 
-def hea_probs(params: Float[Array, "L R K"], ansatz: Ansatz) -> Float[Array, " S"]:
+def hea_probs(
+    params: Float[Array, "L R K"],
+    ansatz: Ansatz,
+    *,
+    noise_key: jax.Array | None = None,
+    noise_rate: float = 0.0,
+) -> Float[Array, " S"]:
     """Born probabilities ``|amp|^2`` of :func:`hea_state`, float32.
+
+    With noise, the probabilities of one trajectory (average several to estimate
+    the noisy circuit's distribution).
 
     Example:
         >>> a = Ansatz(num_qubits=3, layers=2)
@@ -419,7 +532,7 @@ def hea_probs(params: Float[Array, "L R K"], ansatz: Ansatz) -> Float[Array, " S
         >>> p.shape, p.dtype
         ((8,), dtype('float32'))
     """
-    state = hea_state(params, ansatz)
+    state = hea_state(params, ansatz, noise_key=noise_key, noise_rate=noise_rate)
     # re^2 + im^2 rather than abs()**2: no sqrt, and a clean gradient at 0.
     return jnp.square(jnp.real(state)) + jnp.square(jnp.imag(state))
 

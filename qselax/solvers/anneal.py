@@ -43,6 +43,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float
 
+from qselax.entanglement import half_cut_entropy
+from qselax.solvers import measure
 from qselax.solvers.base import Solver, SolveResult, best_of, normalize_landscapes
 from qselax.solvers.qaoa import (
     _check_choice,
@@ -51,6 +53,7 @@ from qselax.solvers.qaoa import (
     _check_readout,
     qaoa_probs,
     qaoa_resources,
+    qaoa_state,
 )
 
 __all__ = ["SCHEDULES", "anneal", "anneal_probs", "schedule_values"]
@@ -76,7 +79,12 @@ def schedule_values(schedule: str, steps: int) -> np.ndarray:
 
 
 def anneal_probs(
-    values: Float[Array, " N"], landscape: Float[Array, " S"], time: float
+    values: Float[Array, " N"],
+    landscape: Float[Array, " S"],
+    time: float,
+    *,
+    noise_key: jax.Array | None = None,
+    noise_rate: float = 0.0,
 ) -> Float[Array, " S"]:
     """Born probabilities after the Trotterised anneal with schedule values ``s_j``.
 
@@ -84,6 +92,8 @@ def anneal_probs(
         values: ``(N,)`` schedule at the step midpoints, one per Trotter step.
         landscape: ``(S,)`` costs ``C``, used as given (callers normalise them).
         time: total annealing time ``T``; ``dt = T / N``.
+        noise_key: key of a depolarizing-noise trajectory (``None``: noiseless).
+        noise_rate: depolarizing probability per qubit after every Trotter step.
 
     Returns:
         ``(S,)`` float32 probabilities, qubit 0 the most significant bit.
@@ -96,7 +106,13 @@ def anneal_probs(
     """
     values = jnp.asarray(values, jnp.float32)
     dt = jnp.float32(time) / values.shape[0]
-    return qaoa_probs(dt * values, -dt * (1.0 - values), landscape)
+    return qaoa_probs(
+        dt * values,
+        -dt * (1.0 - values),
+        landscape,
+        noise_key=noise_key,
+        noise_rate=noise_rate,
+    )
 
 
 def _interpolate(knots: Float[Array, " M1"], steps: int) -> Float[Array, " N"]:
@@ -132,6 +148,9 @@ def anneal(
     learning_rate: float = 0.05,
     readout: int | None = None,
     schedule_pieces: int = 8,
+    shots: int | None = None,
+    noise: float = 0.0,
+    trajectories: int = 8,
 ) -> Solver:
     """Builds the quantum annealing solver.
 
@@ -145,6 +164,10 @@ def anneal(
         learning_rate: Adam learning rate (used if learned).
         readout: bitstrings looked up per group (default and maximum ``2^K/16``).
         schedule_pieces: linear pieces ``M`` of a learned schedule.
+        shots: measured bitstrings per group (and per schedule-tuning step);
+            ``None``: exact probabilities.  See :mod:`qselax.solvers.measure`.
+        noise: depolarizing probability per qubit after every Trotter step.
+        trajectories: noise trajectories per step.
 
     Returns:
         A :class:`~qselax.solvers.base.Solver` named ``"anneal"``.
@@ -173,6 +196,7 @@ def anneal(
     schedule_pieces = _check_int("schedule_pieces", schedule_pieces, 1)
     learning_rate = _check_rate(learning_rate)
     readout = _check_readout(k, readout)
+    m = measure.make_measurement(shots, noise, trajectories)
 
     gates = qaoa_resources(k, steps)
     resources = {
@@ -185,6 +209,7 @@ def anneal(
         "parameters": schedule_pieces if learn_schedule else 0,
         "optimizer_steps": schedule_steps if learn_schedule else 0,
         "readout": readout,
+        **m.resources(schedule_steps if learn_schedule else 0),
     }
     fixed = schedule_values(schedule, steps)
     start = _initial_params(schedule, schedule_pieces)
@@ -205,20 +230,100 @@ def anneal(
         (params, _), _ = jax.lax.scan(
             step, (params, opt.init(params)), length=schedule_steps
         )
-        return anneal_probs(_interpolate(_knots(params), steps), landscape, time)
+        return params
 
-    def fixed_schedule(landscape: jax.Array) -> jax.Array:
-        return anneal_probs(jnp.asarray(fixed), landscape, time)
+    def schedule_of(params: jax.Array | None) -> jax.Array:
+        if params is None:
+            return jnp.asarray(fixed)
+        return _interpolate(_knots(params), steps)
 
-    def solve(key: jax.Array, landscapes: jax.Array, current: jax.Array) -> SolveResult:
-        del key, current  # the evolution is deterministic
+    def entropy(params, normed: jax.Array) -> jax.Array:
+        def one(p, land):
+            values = schedule_of(p)
+            dt = jnp.float32(time) / steps
+            state = qaoa_state(dt * values, -dt * (1.0 - values), land)
+            return half_cut_entropy(state, k)
+
+        axis = None if params is None else 0
+        return jax.vmap(one, in_axes=(axis, 0))(params, normed)
+
+    def measured(key, landscapes, normed, oracle) -> SolveResult:
+        """Finite shots and/or noise: :mod:`qselax.solvers.measure`."""
         num_groups = landscapes.shape[0]
-        run = learned if learn_schedule else fixed_schedule
-        probs = jax.vmap(run)(normalize_landscapes(landscapes))
+        run_key, read_key = jax.random.split(key)
+        axis = 0 if learn_schedule else None
+
+        def probs_fn(params, noise_key):
+            keys = (
+                jnp.zeros((num_groups,), jnp.uint32)
+                if noise_key is None
+                else jax.random.split(noise_key, num_groups)
+            )
+
+            def one(p, land, nk):
+                return anneal_probs(
+                    schedule_of(p),
+                    land,
+                    time,
+                    noise_key=None if noise_key is None else nk,
+                    noise_rate=m.noise,
+                )
+
+            return jax.vmap(one, in_axes=(axis, 0, 0))(params, normed, keys)
+
+        oracle = measure.lookup_oracle(landscapes) if oracle is None else oracle
+        common = dict(landscapes=normed, oracle=oracle, measurement=m)
+        params = None
+        tuned = 0
+        if learn_schedule:
+            params = jnp.broadcast_to(jnp.asarray(start), (num_groups, len(start)))
+            params = measure.optimise(
+                run_key,
+                params,
+                probs_fn,
+                steps=schedule_steps,
+                optimizer=opt,
+                **common,
+            )
+            tuned = schedule_steps
+        common["landscapes"] = landscapes
+        index, top1, probs, lookups, used = measure.read_out(
+            read_key, params, probs_fn, readout=readout, **common
+        )
+        shots_used = None
+        if m.shots is not None:  # every training shot's cost was evaluated
+            lookups = lookups + tuned * m.shots
+            shots_used = used + tuned * m.shots
+        return SolveResult(
+            index,
+            top1,
+            probs,
+            lookups,
+            shots=shots_used,
+            entropy=entropy(params, normed),
+        )
+
+    def solve(
+        key: jax.Array, landscapes: jax.Array, current: jax.Array, oracle=None
+    ) -> SolveResult:
+        del current
+        num_groups = landscapes.shape[0]
+        normed = normalize_landscapes(landscapes)
+        if not m.exact:
+            return measured(key, landscapes, normed, oracle)
+        # Exact and noiseless: the evolution is deterministic, the key unused.
+        if learn_schedule:
+            params = jax.vmap(learned)(normed)
+        else:
+            params = None
+        probs = jax.vmap(
+            lambda p, land: anneal_probs(schedule_of(p), land, time),
+            in_axes=(0 if learn_schedule else None, 0),
+        )(params, normed)
         top1 = jnp.argmax(probs, axis=-1).astype(jnp.int32)
         candidates = jax.lax.top_k(probs, readout)[1].astype(jnp.int32)
         index = best_of(landscapes, candidates).astype(jnp.int32)
         lookups = jnp.full((num_groups,), readout, jnp.int32)
-        return SolveResult(index, top1, probs, lookups)
+        return SolveResult(index, top1, probs, lookups, entropy=entropy(params, normed))
 
     return Solver("anneal", solve, resources)

@@ -24,13 +24,23 @@ class SolveResult(NamedTuple):
         top1: ``(G,)`` int32 single most probable configuration (readout S = 1); equal
             to ``index`` for classical solvers.
         probs: ``(G, S)`` final Born probabilities, or ``None`` where undefined.
-        lookups: ``(G,)`` int32 landscape entries the solver's readout consulted.
+        lookups: ``(G,)`` int32 costs the solver consulted (landscape look-ups or
+            oracle evaluations of sampled configurations).
+        oracle_calls: ``(G,)`` int32 coherent oracle uses (Grover iterations), or
+            ``None``.
+        shots: ``(G,)`` int32 circuit executions measured (finite-shot mode), or
+            ``None``.
+        entropy: ``(G,)`` half-cut entanglement entropy (bits) of each group's final
+            noiseless state, or ``None`` where there is no state.
     """
 
     index: jax.Array
     top1: jax.Array
     probs: jax.Array | None
     lookups: jax.Array
+    oracle_calls: jax.Array | None = None
+    shots: jax.Array | None = None
+    entropy: jax.Array | None = None
 
 
 class Solver(NamedTuple):
@@ -38,8 +48,11 @@ class Solver(NamedTuple):
 
     Attributes:
         name: registry name (``"exhaustive"``, ``"vqe"``, ...).
-        solve: ``(key, landscapes (G, S), current (G,)) -> SolveResult``; ``current``
-            is each group's present configuration (solvers may ignore it).
+        solve: ``(key, landscapes (G, S), current (G,), oracle=None) ->
+            SolveResult``; ``current`` is each group's present configuration
+            (solvers may ignore it); ``oracle`` (``(G, R) configurations -> (G, R)
+            costs``, see :mod:`qselax.solvers.measure`) is what finite-shot solvers
+            query for sampled configurations (default: look-ups in ``landscapes``).
         resources: static resource counts per group (qubits, depth, gates, ...).
     """
 

@@ -194,7 +194,10 @@ def sa(
         )(starts, uniforms[:, 1:])
         return best[jnp.argmin(best_cost)]
 
-    def solve(key: jax.Array, landscapes: jax.Array, current: jax.Array) -> SolveResult:
+    def solve(
+        key: jax.Array, landscapes: jax.Array, current: jax.Array, oracle=None
+    ) -> SolveResult:
+        del oracle  # each chain step is one look-up (= one network evaluation)
         landscapes, current = _check_inputs(landscapes, current, k)
         num_groups = landscapes.shape[0]
         keys = jax.random.split(key, num_groups)
@@ -243,14 +246,20 @@ def random_search(k: int, *, samples: int | None = None) -> Solver:
     )
     size = 2**k
 
-    def solve(key: jax.Array, landscapes: jax.Array, current: jax.Array) -> SolveResult:
+    def solve(
+        key: jax.Array, landscapes: jax.Array, current: jax.Array, oracle=None
+    ) -> SolveResult:
         landscapes, current = _check_inputs(landscapes, current, k)
         num_groups = landscapes.shape[0]
         keys = jax.random.split(key, num_groups)
         candidates = jax.vmap(
             lambda kk: jax.random.randint(kk, (samples,), 0, size, dtype=jnp.int32)
         )(keys)
-        index = best_of(landscapes, candidates).astype(jnp.int32)
+        if oracle is None:
+            index = best_of(landscapes, candidates).astype(jnp.int32)
+        else:  # the sampled configurations' costs from the oracle
+            pick = jnp.argmin(oracle(candidates), axis=-1)
+            index = jnp.take_along_axis(candidates, pick[:, None], axis=-1)[:, 0]
         lookups = jnp.full((num_groups,), samples, jnp.int32)
         return SolveResult(index, index, None, lookups)
 

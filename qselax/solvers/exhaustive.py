@@ -15,8 +15,10 @@ def exhaustive(k: int) -> Solver:
     looked up, so ``lookups = 2^K`` per group.
     """
 
-    def solve(key: jax.Array, landscapes: jax.Array, current: jax.Array) -> SolveResult:
-        del key, current
+    def solve(
+        key: jax.Array, landscapes: jax.Array, current: jax.Array, oracle=None
+    ) -> SolveResult:
+        del key, current, oracle
         index = jnp.argmin(landscapes, axis=-1).astype(jnp.int32)
         lookups = jnp.full(index.shape, landscapes.shape[-1], jnp.int32)
         return SolveResult(index, index, None, lookups)

@@ -629,10 +629,21 @@ def grover(
     """
     config = _make_config(k, max_rounds, lam, oracle_budget, diffuser)
 
-    def solve(key: jax.Array, landscapes: jax.Array, current: jax.Array) -> SolveResult:
-        del current  # GAS starts from a random configuration (a measured |+>^K).
+    def solve(
+        key: jax.Array, landscapes: jax.Array, current: jax.Array, oracle=None
+    ) -> SolveResult:
+        # GAS starts from a random configuration (a measured |+>^K).  Its threshold
+        # oracle is the coherent cost test, built from the landscape.
+        del current, oracle
         out = _search(key, _check_landscapes(landscapes, config.num_qubits), config)
         top1 = jnp.argmax(out.probs, axis=-1).astype(jnp.int32)
-        return SolveResult(out.index, top1, out.probs, out.lookups)
+        return SolveResult(
+            out.index,
+            top1,
+            out.probs,
+            out.lookups,
+            oracle_calls=out.oracle_calls,
+            shots=out.lookups,
+        )
 
     return Solver("grover", solve, _resources(config))

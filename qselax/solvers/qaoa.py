@@ -72,7 +72,10 @@ import numpy as np
 import optax
 from jaxtyping import Array, Complex, Float
 
+from qselax import circuits
 from qselax.circuits import tc
+from qselax.entanglement import half_cut_entropy
+from qselax.solvers import measure
 from qselax.solvers.base import Solver, SolveResult, best_of, normalize_landscapes
 from qselax.solvers.vqe import max_readout
 
@@ -342,11 +345,15 @@ def qaoa_state(
     *,
     mixer: str = "x",
     phase: str = "diagonal",
+    noise_key: jax.Array | None = None,
+    noise_rate: float = 0.0,
 ) -> Complex[Array, " S"]:
     """State vector of a p-layer QAOA circuit on ``K = log2(S)`` qubits.
 
     ``Π_j exp(-i β_j H_M) exp(-i γ_j C) |+>^K``, layer ``j = 0`` applied first,
-    ``C = diag(landscape)`` used as given (callers normalise it).
+    ``C = diag(landscape)`` used as given (callers normalise it).  With
+    ``noise_key`` and ``noise_rate > 0``: one trajectory of a depolarizing channel
+    on every qubit after every layer (:func:`qselax.circuits.depolarizing_codes`).
 
     Args:
         gammas: ``(P,)`` phase angles.
@@ -354,6 +361,8 @@ def qaoa_state(
         landscape: ``(S,)`` costs of the ``S = 2^K`` configurations.
         mixer: ``"x"`` or ``"bitflip"`` (see the module docstring).
         phase: ``"diagonal"`` (exact phase vector) or ``"ising"`` (CNOT/RZ gates).
+        noise_key: key of the noise trajectory (``None``: noiseless).
+        noise_rate: depolarizing probability per qubit and layer (static).
 
     Returns:
         ``(S,)`` complex64 amplitudes, qubit 0 the most significant bit.
@@ -377,8 +386,15 @@ def qaoa_state(
     apply_mixer = _MIXER_FNS[mixer]
     coeffs = _walsh(landscape) if phase == "ising" else None
 
-    def layer(state, angles):
-        gamma, beta = angles
+    noisy = noise_key is not None and circuits._check_rate(noise_rate) > 0.0
+    codes = (
+        circuits.depolarizing_codes(noise_key, noise_rate, (gammas.shape[0], k))
+        if noisy
+        else None
+    )
+
+    def layer(state, xs):
+        gamma, beta, layer_codes = xs
         if phase == "diagonal":
             # exp(-i γ C(s)) multiplied in directly: exact, and one pass over S.
             # (complex exp: 49 against 64 ms/step for separate cos and sin at K=8.)
@@ -386,11 +402,14 @@ def qaoa_state(
             state = state * jnp.exp(jax.lax.complex(jnp.zeros_like(arg), arg))
         else:
             state = _ising_phase(state, gamma, coeffs)
-        return apply_mixer(state, beta), None
+        state = apply_mixer(state, beta)
+        if layer_codes is not None:
+            state = circuits.apply_pauli_string(state, layer_codes, k)
+        return state, None
 
     # |+>^K is the constant 2^(-K/2) vector; no need to contract K Hadamards.
     plus = jnp.full((2**k,), 2.0 ** (-k / 2), dtype=jnp.complex64)
-    state, _ = jax.lax.scan(layer, plus, (gammas, betas))
+    state, _ = jax.lax.scan(layer, plus, (gammas, betas, codes))
     return state
 
 
@@ -401,9 +420,19 @@ def qaoa_probs(
     *,
     mixer: str = "x",
     phase: str = "diagonal",
+    noise_key: jax.Array | None = None,
+    noise_rate: float = 0.0,
 ) -> Float[Array, " S"]:
     """Born probabilities of :func:`qaoa_state`, float32."""
-    state = qaoa_state(gammas, betas, landscape, mixer=mixer, phase=phase)
+    state = qaoa_state(
+        gammas,
+        betas,
+        landscape,
+        mixer=mixer,
+        phase=phase,
+        noise_key=noise_key,
+        noise_rate=noise_rate,
+    )
     # re^2 + im^2 rather than abs()**2: no sqrt, and a clean gradient at 0.
     return jnp.square(jnp.real(state)) + jnp.square(jnp.imag(state))
 
@@ -540,6 +569,9 @@ def qaoa(
     shared: bool = False,
     readout: int | None = None,
     init: str = "ramp",
+    shots: int | None = None,
+    noise: float = 0.0,
+    trajectories: int = 8,
 ) -> Solver:
     """Builds the QAOA solver.
 
@@ -555,6 +587,12 @@ def qaoa(
         readout: bitstrings looked up per group (default and maximum ``2^K/16``).
         init: ``"ramp"`` (linear anneal ramp, :func:`ramp_angles`) or ``"random"``
             (``|γ|, |β|`` uniform in ``[0, Δ]`` with the ramp's signs, from the key).
+        shots: measured bitstrings per group and step (``None``: exact
+            expectations); see :mod:`qselax.solvers.measure`.  The phase operator
+            still needs H_C, so the circuit is built from the landscape; the shots
+            set the training signal and the readout.
+        noise: depolarizing probability per qubit after every layer.
+        trajectories: noise trajectories per step.
 
     Returns:
         A :class:`~qselax.solvers.base.Solver` named ``"qaoa"``; its ``solve`` maps
@@ -579,8 +617,10 @@ def qaoa(
     if not isinstance(shared, bool):
         raise ValueError(f"shared must be a bool, got {shared!r}")
     readout = _check_readout(k, readout)
+    m = measure.make_measurement(shots, noise, trajectories)
     resources = qaoa_resources(k, layers, mixer, phase)
     resources.update(parameters=2 * layers, optimizer_steps=steps, readout=readout)
+    resources.update(m.resources(steps))
     opt = optax.adam(learning_rate)
     ramp = ramp_angles(layers)
 
@@ -609,7 +649,7 @@ def qaoa(
         def energy(a):
             return jnp.sum(probs_of(a, landscape) * landscape)
 
-        return probs_of(minimise(init_angles(key), energy), landscape)
+        return minimise(init_angles(key), energy)
 
     def tune_shared(key: jax.Array, landscapes: jax.Array) -> jax.Array:
         batched = jax.vmap(probs_of, in_axes=(None, 0))
@@ -617,20 +657,83 @@ def qaoa(
         def energy(a):
             return jnp.mean(jnp.sum(batched(a, landscapes) * landscapes, axis=-1))
 
-        return batched(minimise(init_angles(key), energy), landscapes)
+        return minimise(init_angles(key), energy)
 
-    def solve(key: jax.Array, landscapes: jax.Array, current: jax.Array) -> SolveResult:
+    def entropy(angles: jax.Array, normed: jax.Array) -> jax.Array:
+        def one(a, land):
+            state = qaoa_state(a[0], a[1], land, mixer=mixer, phase=phase)
+            return half_cut_entropy(state, k)
+
+        return jax.vmap(one, in_axes=(None if shared else 0, 0))(angles, normed)
+
+    def measured(key, landscapes, normed, oracle) -> SolveResult:
+        """Finite shots and/or noise: :mod:`qselax.solvers.measure`."""
+        num_groups = landscapes.shape[0]
+        init_key, run_key, read_key = jax.random.split(key, 3)
+        angles = (
+            init_angles(init_key)
+            if shared
+            else jax.vmap(init_angles)(jax.random.split(init_key, num_groups))
+        )
+        axis = None if shared else 0
+
+        def probs_fn(a, noise_key):
+            if noise_key is None:
+                return jax.vmap(probs_of, in_axes=(axis, 0))(a, normed)
+            keys = jax.random.split(noise_key, num_groups)
+            return jax.vmap(
+                lambda ai, land, nk: qaoa_probs(
+                    ai[0],
+                    ai[1],
+                    land,
+                    mixer=mixer,
+                    phase=phase,
+                    noise_key=nk,
+                    noise_rate=m.noise,
+                ),
+                in_axes=(axis, 0, 0),
+            )(a, normed, keys)
+
+        oracle = measure.lookup_oracle(landscapes) if oracle is None else oracle
+        common = dict(landscapes=normed, oracle=oracle, measurement=m)
+        if steps:
+            angles = measure.optimise(
+                run_key, angles, probs_fn, steps=steps, optimizer=opt, **common
+            )
+        common["landscapes"] = landscapes
+        index, top1, probs, lookups, used = measure.read_out(
+            read_key, angles, probs_fn, readout=readout, **common
+        )
+        shots_used = None
+        if m.shots is not None:  # every training shot's cost was evaluated
+            lookups = lookups + steps * m.shots
+            shots_used = used + steps * m.shots
+        return SolveResult(
+            index,
+            top1,
+            probs,
+            lookups,
+            shots=shots_used,
+            entropy=entropy(angles, normed),
+        )
+
+    def solve(
+        key: jax.Array, landscapes: jax.Array, current: jax.Array, oracle=None
+    ) -> SolveResult:
         del current
         num_groups = landscapes.shape[0]
         normed = normalize_landscapes(landscapes)
+        if not m.exact:
+            return measured(key, landscapes, normed, oracle)
         if shared:
-            probs = tune_shared(key, normed)
+            angles = tune_shared(key, normed)
         else:
-            probs = jax.vmap(tune_one)(jax.random.split(key, num_groups), normed)
+            angles = jax.vmap(tune_one)(jax.random.split(key, num_groups), normed)
+        probs = jax.vmap(probs_of, in_axes=(None if shared else 0, 0))(angles, normed)
         top1 = jnp.argmax(probs, axis=-1).astype(jnp.int32)
         candidates = jax.lax.top_k(probs, readout)[1].astype(jnp.int32)
         index = best_of(landscapes, candidates).astype(jnp.int32)
         lookups = jnp.full((num_groups,), readout, jnp.int32)
-        return SolveResult(index, top1, probs, lookups)
+        return SolveResult(index, top1, probs, lookups, entropy=entropy(angles, normed))
 
     return Solver("qaoa", solve, resources)

@@ -12,6 +12,12 @@ Readout: the ``readout`` most probable bitstrings (``"top"``) or ``readout`` sam
 from the Born distribution (``"sample"``) are looked up in the landscape and the best
 is kept.  ``readout`` is capped at ``2^K / 16`` so that readout never becomes
 exhaustive search.  The single most probable bitstring is reported as ``top1``.
+
+Finite shots and noise (``shots=``, ``noise=``): the expectation is estimated from
+measured bitstrings whose costs come from the cost oracle, with score-function
+gradients, on depolarizing-noise trajectories; see :mod:`qselax.solvers.measure`.
+The half-cut entanglement entropy of every group's final noiseless state is
+reported (``SolveResult.entropy``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import jax.numpy as jnp
 import optax
 
 from qselax import circuits
+from qselax.entanglement import half_cut_entropy
+from qselax.solvers import measure
 from qselax.solvers.base import Solver, SolveResult, best_of, normalize_landscapes
 
 READOUTS = ("top", "sample")
@@ -42,6 +50,9 @@ def vqe(
     rotations: tuple[str, ...] = ("ry", "rz"),
     entangler: str = "cnot",
     init_scale: float = 0.1,
+    shots: int | None = None,
+    noise: float = 0.0,
+    trajectories: int = 8,
 ) -> Solver:
     """Builds the VQE solver.
 
@@ -51,10 +62,15 @@ def vqe(
         steps: Adam steps per sweep.
         learning_rate: Adam learning rate.
         readout: bitstrings looked up per group (default and maximum ``2^K/16``).
-        readout_mode: ``"top"`` (most probable) or ``"sample"`` (Born samples).
+        readout_mode: ``"top"`` (most probable) or ``"sample"`` (Born samples;
+            exact mode only, shot mode always reads out from its measured shots).
         rotations: rotation gates of each layer.
         entangler: ``"cnot"``, ``"cz"`` or ``"none"`` (product ansatz).
         init_scale: standard deviation of the initial angles.
+        shots: measured bitstrings per group and step (``None``: exact
+            expectations); see :mod:`qselax.solvers.measure`.
+        noise: depolarizing probability per qubit after every layer.
+        trajectories: noise trajectories per step.
 
     Raises:
         ValueError: a setting out of range (named in the message).
@@ -74,13 +90,17 @@ def vqe(
         raise ValueError(f"steps must be >= 1, got {steps}")
     if learning_rate <= 0:
         raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+    m = measure.make_measurement(shots, noise, trajectories)
     ansatz = circuits.Ansatz(k, layers, tuple(rotations), entangler)
     resources = dict(circuits.hea_resources(ansatz))
-    resources.update(optimizer_steps=steps, readout=readout)
+    resources.update(optimizer_steps=steps, readout=readout, **m.resources(steps))
     opt = optax.adam(learning_rate)
 
+    def init(key: jax.Array) -> jax.Array:
+        return circuits.init_hea_params(key, ansatz, init_scale)
+
     def tune(key: jax.Array, landscape: jax.Array):
-        params = circuits.init_hea_params(key, ansatz, init_scale)
+        params = init(key)
 
         def energy(p):
             return jnp.sum(circuits.hea_probs(p, ansatz) * landscape)
@@ -92,15 +112,61 @@ def vqe(
             return (optax.apply_updates(p, updates), state), value
 
         (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), length=steps)
-        return circuits.hea_probs(params, ansatz)
+        return params
 
-    def solve(key: jax.Array, landscapes: jax.Array, current: jax.Array) -> SolveResult:
+    def probs_fn(params: jax.Array, noise_key: jax.Array | None) -> jax.Array:
+        if noise_key is None:
+            return jax.vmap(lambda p: circuits.hea_probs(p, ansatz))(params)
+        keys = jax.random.split(noise_key, params.shape[0])
+        return jax.vmap(
+            lambda p, nk: circuits.hea_probs(
+                p, ansatz, noise_key=nk, noise_rate=m.noise
+            )
+        )(params, keys)
+
+    def entropy(params: jax.Array) -> jax.Array:
+        states = jax.vmap(lambda p: circuits.hea_state(p, ansatz))(params)
+        return jax.vmap(lambda st: half_cut_entropy(st, k))(states)
+
+    def solve(
+        key: jax.Array, landscapes: jax.Array, current: jax.Array, oracle=None
+    ) -> SolveResult:
         del current
         num_groups = landscapes.shape[0]
         init_key, read_key = jax.random.split(key)
-        probs = jax.vmap(tune)(
-            jax.random.split(init_key, num_groups), normalize_landscapes(landscapes)
-        )
+        normed = normalize_landscapes(landscapes)
+        if not m.exact:
+            init_key, run_key = jax.random.split(init_key)
+            oracle = measure.lookup_oracle(landscapes) if oracle is None else oracle
+            params = measure.optimise(
+                run_key,
+                jax.vmap(init)(jax.random.split(init_key, num_groups)),
+                probs_fn,
+                landscapes=normed,
+                oracle=oracle,
+                steps=steps,
+                optimizer=opt,
+                measurement=m,
+            )
+            index, top1, probs, lookups, shots = measure.read_out(
+                read_key,
+                params,
+                probs_fn,
+                landscapes=landscapes,
+                oracle=oracle,
+                readout=readout,
+                measurement=m,
+            )
+            if m.shots is not None:  # every training shot's cost was evaluated
+                lookups = lookups + steps * m.shots
+                shots = shots + steps * m.shots
+            else:
+                shots = None
+            return SolveResult(
+                index, top1, probs, lookups, shots=shots, entropy=entropy(params)
+            )
+        params = jax.vmap(tune)(jax.random.split(init_key, num_groups), normed)
+        probs = probs_fn(params, None)
         top1 = jnp.argmax(probs, axis=-1).astype(jnp.int32)
         if readout_mode == "top":
             candidates = jax.lax.top_k(probs, readout)[1]
@@ -111,6 +177,6 @@ def vqe(
             )
         index = best_of(landscapes, candidates.astype(jnp.int32)).astype(jnp.int32)
         lookups = jnp.full((num_groups,), readout, jnp.int32)
-        return SolveResult(index, top1, probs, lookups)
+        return SolveResult(index, top1, probs, lookups, entropy=entropy(params))
 
     return Solver("vqe", solve, resources)
