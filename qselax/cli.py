@@ -31,7 +31,7 @@ from qselax.landscapes import COSTS, METHODS
 from qselax.networks import INITS, MASK_LEVELS, count_weights, make_model, train_dense
 from qselax.selection import INIT_MASKS, SelectConfig, score, select
 from qselax.solvers import SOLVERS
-from qselax.sweeps import SWEEP_MODES
+from qselax.sweeps import ORACLES, SWEEP_MODES
 
 DEFAULTS = {
     "dataset": "digits",
@@ -55,6 +55,7 @@ DEFAULTS = {
     "vqe_steps": 100,
     "vqe_lr": 0.1,
     "readout": None,
+    "oracle": "landscape",
     "opt": [],
     "seed": 0,
     "val_fraction": 0.2,
@@ -112,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     a("--vqe-steps", type=int, help="VQE Adam steps per sweep (default 100)")
     a("--vqe-lr", type=float, help="VQE Adam learning rate (default 0.1)")
     a("--readout", type=int, help="VQE readout bitstrings (default 2^K/16)")
+    a(
+        "--oracle",
+        choices=ORACLES,
+        help="costs of sampled bitstrings in finite-shot mode (e.g. --opt "
+        "vqe.shots=1024): read off the exact landscape, or evaluate the masked "
+        "network on them (default landscape; same numbers)",
+    )
     a(
         "--opt",
         action="append",
@@ -217,6 +225,7 @@ def _select_config(settings: dict, solver: str) -> SelectConfig:
         memory_mb=settings["memory_mb"],
         init_mask=settings["init_mask"],
         val_samples=settings["val_samples"],
+        oracle=settings["oracle"],
     )
 
 
@@ -320,6 +329,9 @@ def run(settings: dict, *, progress: bool = True) -> dict:
             "nontrivial_optimum_rate": sel.nontrivial_optimum_rate,
             "lookups": sel.lookups,
             "landscape_evals": sel.landscape_evals,
+            "oracle_calls": sel.oracle_calls,
+            "shots": sel.shots,
+            "entanglement": sel.entanglement,
             "kept_fraction": kept,
             "resources": sel.resources,
             "compile_s": sel.compile_s,
@@ -346,6 +358,9 @@ def run(settings: dict, *, progress: bool = True) -> dict:
                 "nontrivial_optimum_rate",
                 "lookups",
                 "landscape_evals",
+                "oracle_calls",
+                "shots",
+                "entanglement",
                 "resources",
                 "compile_s",
                 "run_s",

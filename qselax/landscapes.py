@@ -116,8 +116,11 @@ class Engine(NamedTuple):
 
     Attributes:
         plans: one :class:`LayerPlan` per layer that has groups.
-        layer: ``(model, flat, cache, y, arrays, plan) -> (G_sub, S)``: landscapes of
-            some groups of one layer given the cached activations.
+        layer: ``(model, flat, cache, y, arrays, plan, configs=None) -> (G_sub,
+            S)``: landscapes of some groups of one layer given the cached
+            activations; with ``configs`` (``(G_sub, R)`` configuration indices)
+            only those configurations' costs, ``(G_sub, R)``: the network evaluated
+            on sampled bitstrings, as hardware would (the finite-shot oracle).
         all: ``(model, flat, x, y) -> (G, S)``: landscapes of every group.
         bytes_per_group: estimated peak working set of one group, per layer.
     """
@@ -249,15 +252,23 @@ def make_engine(
         plans.append(LayerPlan(l, how, arrays, int(chunk)))
         per_group.append(nbytes)
 
-    def layer_fn(model, flat, cache, y, arrays, plan: LayerPlan):
+    def layer_fn(model, flat, cache, y, arrays, plan: LayerPlan, configs=None):
         hs, zs = cache
         l = plan.layer
         masks = unflatten_masks(flat, grouping.shapes)
         xbits = jnp.asarray(table)
+        chunk = plan.chunk
+        if configs is not None:
+            # Only the given configurations of each group: (G_sub, R) indices.
+            arrays = dict(arrays, configs=jnp.asarray(configs, jnp.int32))
+            chunk = max(1, plan.chunk * num_configs // max(1, configs.shape[-1]))
+
+        def bits_of(g):
+            return xbits if configs is None else xbits[g["configs"]]
 
         def rank1(g):
             cur = jnp.where(g["valid"], flat[g["index"]], 0.0)
-            d = (xbits - cur[None, :]) * g["valid"][None, :].astype(xbits.dtype)
+            d = (bits_of(g) - cur[None, :]) * g["valid"][None, :].astype(xbits.dtype)
             if model.mask_level == "weight":
                 h_in = hs[l].reshape(hs[l].shape[0], -1)
                 w = model.kernel(l).reshape(-1, model.kernel(l).shape[-1])
@@ -298,7 +309,7 @@ def make_engine(
                 new = masks[:l] + (m,) + masks[l + 1 :]
                 return cost_of(forward_from(model, l + 1, h, new), y)
 
-            return jax.vmap(one)(xbits)
+            return jax.vmap(one)(bits_of(g))
 
         def naive(g):
             target = jnp.where(g["valid"], g["index"], flat.shape[0])
@@ -309,14 +320,14 @@ def make_engine(
                 m = unflatten_masks(f, grouping.shapes)
                 return cost_of(forward_from(model, 0, hs[0], m), y)
 
-            return jax.vmap(one)(xbits)
+            return jax.vmap(one)(bits_of(g))
 
         fn = {"rank1": rank1, "suffix": suffix, "naive": naive}[plan.method]
         if plan.method == "rank1" and model.mask_level == "weight":
             arrays = dict(arrays)
             # Column of each bit, needed to read its weight.
             arrays["cols_of_bits"] = arrays["local"] % model.kernel(l).shape[-1]
-        return jax.lax.map(fn, arrays, batch_size=plan.chunk)
+        return jax.lax.map(fn, arrays, batch_size=chunk)
 
     def all_fn(model, flat, x, y):
         # Host (NumPy) masks too: flat is indexed by traced group indices below.

@@ -35,7 +35,13 @@ from qselax.networks import (
     random_masks,
 )
 from qselax.solvers import SOLVERS, make_solver
-from qselax.sweeps import SWEEP_MODES, SelectionState, attains, make_sweep
+from qselax.sweeps import (
+    ORACLES,
+    SWEEP_MODES,
+    SelectionState,
+    attains,
+    make_sweep,
+)
 
 INIT_MASKS = ("ones", "random")
 
@@ -58,6 +64,9 @@ class SelectConfig:
         init_mask: ``ones`` (start from the full random network) or ``random``
             (Bernoulli(1/2)).
         val_samples: use only the first this-many validation samples (None: all).
+        oracle: where finite-shot solvers get sampled configurations' costs:
+            ``landscape`` (read off the exact landscape) or ``network`` (the
+            masked network evaluated on them); see :func:`qselax.sweeps.make_sweep`.
     """
 
     grouping: str = "fan_in"
@@ -72,6 +81,7 @@ class SelectConfig:
     memory_mb: float = 512.0
     init_mask: str = "ones"
     val_samples: int | None = None
+    oracle: str = "landscape"
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first bad field."""
@@ -81,6 +91,7 @@ class SelectConfig:
             "cost": COSTS,
             "method": METHODS,
             "init_mask": INIT_MASKS,
+            "oracle": ORACLES,
         }
         for name, options in choices.items():
             if getattr(self, name) not in options:
@@ -110,6 +121,12 @@ class Selection(NamedTuple):
             flat (a flat landscape is solved by any answer).
         lookups: landscape entries the solver's readout consulted, all sweeps.
         landscape_evals: landscape entries computed, all sweeps (G · 2^K per sweep).
+        oracle_calls: coherent oracle uses (Grover iterations), all sweeps.
+        shots: circuit executions measured (finite-shot solvers), all sweeps.
+        entanglement: half-cut entanglement entropy (bits) of the groups' final
+            noiseless states in the last sweep, ``{"mean", "max", "per_layer"}``
+            (``per_layer``: the mean over each network layer's groups), or ``None``
+            for solvers without a quantum state.
         resources: per-group circuit resources plus ``groups``.
         compile_s: seconds to compile one sweep.
         run_s: seconds of all sweeps after compilation.
@@ -124,6 +141,9 @@ class Selection(NamedTuple):
     nontrivial_optimum_rate: float
     lookups: int
     landscape_evals: int
+    oracle_calls: int
+    shots: int
+    entanglement: dict | None
     resources: dict
     compile_s: float
     run_s: float
@@ -190,6 +210,7 @@ def select(
         mode=config.mode,
         block_size=config.block_size,
         cost=config.cost,
+        oracle=config.oracle,
     )
     graphdef, weights = nnx.split(model)
 
@@ -224,7 +245,16 @@ def select(
         seconds = time.perf_counter() - start
         run_s += seconds
         nontrivial = _nontrivial(info)
-        solves.append((info.optimal, info.top1_optimal, nontrivial, info.lookups))
+        solves.append(
+            (
+                info.optimal,
+                info.top1_optimal,
+                nontrivial,
+                info.lookups,
+                info.oracle_calls,
+                info.shots,
+            )
+        )
         record = {
             "sweep": i + 1,
             "val_cost": float(info.val_cost),
@@ -233,6 +263,9 @@ def select(
             "optimum_rate": float(np.mean(info.optimal)),
             "top1_optimum_rate": float(np.mean(info.top1_optimal)),
             "accepted": int(np.sum(info.accepted)),
+            "oracle_calls": int(np.sum(info.oracle_calls)),
+            "shots": int(np.sum(info.shots)),
+            "mean_entropy": _mean_or_none(info.entropy),
             "seconds": seconds,
         }
         history.append(record)
@@ -245,6 +278,8 @@ def select(
     top1 = np.concatenate([s[1] for s in solves])
     nontrivial = np.concatenate([s[2] for s in solves])
     lookups = int(sum(int(np.sum(s[3])) for s in solves))
+    oracle_calls = int(sum(int(np.sum(s[4])) for s in solves))
+    shots = int(sum(int(np.sum(s[5])) for s in solves))
     resources = dict(solver.resources)
     resources.update(groups=grouping.num_groups, group_size=grouping.k)
     return Selection(
@@ -259,6 +294,9 @@ def select(
         else 1.0,
         lookups=lookups,
         landscape_evals=int(config.sweeps * grouping.num_groups * 2**grouping.k),
+        oracle_calls=oracle_calls,
+        shots=shots,
+        entanglement=_entanglement(np.asarray(info.entropy), grouping),
         resources=resources,
         compile_s=compile_s,
         run_s=run_s,
@@ -268,3 +306,23 @@ def select(
 def _nontrivial(info) -> np.ndarray:
     """Groups whose landscape is not flat (a flat one is solved by any answer)."""
     return ~np.asarray(attains(info.max_cost, info.min_cost))
+
+
+def _mean_or_none(values) -> float | None:
+    values = np.asarray(values)
+    return None if np.isnan(values).all() else float(np.nanmean(values))
+
+
+def _entanglement(entropy: np.ndarray, grouping: Grouping) -> dict | None:
+    """Mean/max half-cut entropy over all groups and the mean per network layer."""
+    if np.isnan(entropy).all():
+        return None
+    per_layer = [
+        float(np.mean(entropy[start:stop])) if stop > start else None
+        for start, stop in grouping.layer_slices
+    ]
+    return {
+        "mean": float(np.mean(entropy)),
+        "max": float(np.max(entropy)),
+        "per_layer": per_layer,
+    }

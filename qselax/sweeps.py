@@ -41,6 +41,7 @@ from qselax.networks import accuracy, activations, forward_from
 from qselax.solvers import Solver
 
 SWEEP_MODES = ("parallel", "sequential")
+ORACLES = ("landscape", "network")
 OPTIMUM_RTOL = 1e-6
 
 
@@ -63,6 +64,8 @@ class SweepInfo(NamedTuple):
 
     ``min_cost`` is the exhaustive optimum of each group's exact landscape, so
     ``optimal`` (the chosen configuration attains it) is known for every solver.
+    ``oracle_calls`` and ``shots`` are zero and ``entropy`` is NaN where the solver
+    does not report them.
     """
 
     chosen: jax.Array
@@ -76,6 +79,9 @@ class SweepInfo(NamedTuple):
     lookups: jax.Array
     optimal: jax.Array
     top1_optimal: jax.Array
+    oracle_calls: jax.Array
+    shots: jax.Array
+    entropy: jax.Array
     val_cost: jax.Array
     val_accuracy: jax.Array
     train_accuracy: jax.Array
@@ -136,8 +142,16 @@ def make_sweep(
     mode: str = "parallel",
     block_size: int = 1,
     cost: str = "ce",
+    oracle: str = "landscape",
 ):
     """Builds the pure sweep function of a model, grouping, engine and solver.
+
+    ``oracle`` is where finite-shot solvers get the costs of the configurations
+    they measure: ``"landscape"`` reads them off the exact landscape the sweep
+    computes anyway (for the optimality check), ``"network"`` evaluates the masked
+    network on exactly those configurations (:attr:`Engine.layer` with
+    ``configs``), as hardware would.  Both give the same numbers; ``network``
+    costs one network evaluation per shot.
 
     Returns:
         ``sweep(weights_model, state, x_val, y_val, x_train, y_train) ->
@@ -148,6 +162,8 @@ def make_sweep(
         raise ValueError(f"mode must be one of {SWEEP_MODES}, got {mode!r}")
     if not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+    if oracle not in ORACLES:
+        raise ValueError(f"oracle must be one of {ORACLES}, got {oracle!r}")
     cost_of = cost_fn(cost)
     k = grouping.k
     shapes = grouping.shapes
@@ -185,16 +201,41 @@ def make_sweep(
             "index": jnp.asarray(grouping.index),
             "valid": jnp.asarray(grouping.valid),
         }
+        sizes = np.cumsum([p.arrays["index"].shape[0] for p in plans])[:-1]
+
+        def network_oracle(configs):
+            parts = jnp.split(configs, sizes)
+            return jnp.concatenate(
+                [
+                    engine.layer(
+                        net, state.flat, cache, y_val, _arrays(p.arrays), p, part
+                    )
+                    for p, part in zip(plans, parts, strict=True)
+                ]
+            )
+
         flat, per_group = _solve_with_landscapes(
-            net, state.flat, sub, x_val, y_val, arrays, lands
+            net,
+            state.flat,
+            sub,
+            x_val,
+            y_val,
+            arrays,
+            lands,
+            network_oracle if oracle == "network" else None,
         )
         info = finish(net, flat, per_group, x_val, y_val, x_train, y_train)
         return SelectionState(flat, key, state.sweep + 1), info
 
-    def _solve_with_landscapes(net, flat, key, x, y, arrays, lands):
+    def _solve_with_landscapes(net, flat, key, x, y, arrays, lands, oracle_fn):
         index, valid = arrays["index"], arrays["valid"]
         current = bit_index(gather_bits(flat, index, valid))
-        res = solver.solve(key, lands, current)
+        res = solver.solve(key, lands, current, oracle_fn)
+        num_groups = lands.shape[0]
+
+        def count(v):
+            zeros = jnp.zeros((num_groups,), jnp.int32)
+            return zeros if v is None else v.astype(jnp.int32)
 
         def pick(i):
             return jnp.take_along_axis(lands, i[:, None], axis=-1)[:, 0]
@@ -223,6 +264,11 @@ def make_sweep(
             res.lookups,
             attains(chosen_cost, min_cost),
             attains(top1_cost, min_cost),
+            count(res.oracle_calls),
+            count(res.shots),
+            jnp.full((num_groups,), jnp.nan, jnp.float32)
+            if res.entropy is None
+            else res.entropy.astype(jnp.float32),
         )
 
     def sequential(net, state: SelectionState, x_val, y_val, x_train, y_train):
@@ -242,8 +288,19 @@ def make_sweep(
                 masks = unflatten_masks(flat, shapes)
                 cache = activations(net, x_val, masks)
                 lands = engine.layer(net, flat, cache, y_val, arrays, plan)
+
+                def network_oracle(configs):
+                    return engine.layer(net, flat, cache, y_val, arrays, plan, configs)
+
                 return _solve_with_landscapes(
-                    net, flat, bkey, x_val, y_val, arrays, lands
+                    net,
+                    flat,
+                    bkey,
+                    x_val,
+                    y_val,
+                    arrays,
+                    lands,
+                    network_oracle if oracle == "network" else None,
                 )
 
             flat, per_group = jax.lax.scan(
