@@ -39,22 +39,20 @@ from qselax.solvers.qaoa import qaoa_probs
 measure = importlib.import_module("qselax.solvers.measure")
 
 
-def _weighted_patterns(rate: float, n: int):
-    for codes in itertools.product(range(4), repeat=n):
-        weight = np.prod([(1 - rate) if c == 0 else rate / 3 for c in codes])
-        yield weight, np.asarray(codes, np.int32)
-
-
 def _enumerated(probs_with_codes, rate, shape):
-    """The exact noisy distribution: every Pauli pattern, weighted."""
-    total = 0.0
-    for weight, codes in _weighted_patterns(rate, int(np.prod(shape))):
-        fixed = jnp.asarray(codes.reshape(shape))
+    """The exact noisy distribution: every Pauli pattern, weighted (one compile)."""
+    n = int(np.prod(shape))
+    patterns = np.asarray(list(itertools.product(range(4), repeat=n)), np.int32)
+    weights = np.prod(np.where(patterns == 0, 1 - rate, rate / 3), axis=-1)
+
+    def one(codes):
         with mock.patch.object(
-            circuits, "depolarizing_codes", lambda key, r, s, f=fixed: f
+            circuits, "depolarizing_codes", lambda key, r, s: codes.reshape(shape)
         ):
-            total = total + weight * np.asarray(probs_with_codes())
-    return total
+            return probs_with_codes()
+
+    probs = jax.jit(jax.vmap(one))(jnp.asarray(patterns))
+    return np.asarray(weights @ np.asarray(probs, np.float64))
 
 
 def test_hea_noise_trajectories_average_to_the_density_matrix():
