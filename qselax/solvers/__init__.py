@@ -21,8 +21,15 @@ SOLVERS = {
 }
 
 
+STANDARD_RESOURCES = ("qubits", "depth", "two_qubit_gates", "shots", "oracle_calls")
+
+
 def make_solver(name: str, k: int, **options) -> Solver:
     """Builds a registered solver by name with its options.
+
+    Its ``resources`` always hold the standard entries :data:`STANDARD_RESOURCES`
+    (zero where they do not apply: no circuit, no shots, no coherent oracle);
+    ``oracle_calls`` is the per-group budget of Grover iterations.
 
     Raises:
         ValueError: unknown solver name, or an option the solver does not take.
@@ -30,13 +37,18 @@ def make_solver(name: str, k: int, **options) -> Solver:
     if name not in SOLVERS:
         raise ValueError(f"solver must be one of {tuple(SOLVERS)}, got {name!r}")
     try:
-        return SOLVERS[name](k, **options)
+        solver = SOLVERS[name](k, **options)
     except TypeError as err:
         raise ValueError(f"bad options for solver {name!r}: {err}") from None
+    resources = dict.fromkeys(STANDARD_RESOURCES, 0)
+    resources["oracle_calls"] = solver.resources.get("oracle_budget", 0)
+    resources.update(solver.resources)
+    return solver._replace(resources=resources)
 
 
 __all__ = [
     "SOLVERS",
+    "STANDARD_RESOURCES",
     "Solver",
     "SolveResult",
     "anneal",

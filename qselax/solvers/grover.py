@@ -217,6 +217,7 @@ def diffuser_two_qubit_gates(k: int) -> int:
 def _resources(config: _Config) -> dict:
     k = config.num_qubits
     mcz_depth = 1 if k == 1 else diffuser_two_qubit_gates(k)
+    max_iterations = math.ceil(math.sqrt(2**k))
     return {
         "qubits": k,
         "oracle_budget": config.oracle_budget,
@@ -228,6 +229,10 @@ def _resources(config: _Config) -> dict:
         # H, X layers, the C^{K-1}Z gates scheduled one after another (they share
         # the target qubit), and the X, H layers.
         "depth_per_iteration": 1 + 4 + mcz_depth,
+        # The deepest round: r < sqrt(S) iterations after the H layer (the oracle
+        # counted as one layer; its own gates depend on the network).
+        "depth": 1 + max_iterations * (1 + 4 + mcz_depth),
+        "two_qubit_gates": max_iterations * diffuser_two_qubit_gates(k),
         "classical_lookups_max": config.max_rounds + 1,
     }
 
