@@ -67,6 +67,7 @@ __all__ = [
     "Ansatz",
     "apply_pauli_string",
     "bit_table",
+    "circuit_qasm",
     "depolarizing_codes",
     "hea_circuit",
     "hea_param_shape",
@@ -611,6 +612,17 @@ def _qasm_from_qir(qir: list[dict], num_qubits: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def circuit_qasm(circuit: tc.Circuit, num_qubits: int) -> str:
+    """OpenQASM 2 text of a gate-by-gate ``tc.Circuit`` (concrete parameters).
+
+    Uses TensorCircuit's ``Circuit.to_openqasm()`` when qiskit is installed (the
+    ``bench`` extra), else writes the same text from ``Circuit.to_qir()``.
+    """
+    if importlib.util.find_spec("qiskit") is not None:
+        return circuit.to_openqasm()
+    return _qasm_from_qir(circuit.to_qir(), num_qubits)
+
+
 def to_qasm(params: Float[Array, "L R K"], ansatz: Ansatz) -> str:
     """OpenQASM 2 text of :func:`hea_circuit` (concrete params; not under jit).
 
@@ -625,7 +637,4 @@ def to_qasm(params: Float[Array, "L R K"], ansatz: Ansatz) -> str:
         'OPENQASM 2.0;'
     """
     params = np.asarray(_check_params(params, ansatz), dtype=np.float64)
-    circuit = hea_circuit(params, ansatz)
-    if importlib.util.find_spec("qiskit") is not None:
-        return circuit.to_openqasm()
-    return _qasm_from_qir(circuit.to_qir(), ansatz.num_qubits)
+    return circuit_qasm(hea_circuit(params, ansatz), ansatz.num_qubits)

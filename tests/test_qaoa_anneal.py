@@ -475,3 +475,18 @@ def test_qaoa_state_bad_inputs_raise():
         qaoa_state(jnp.zeros(2), jnp.zeros(3), jnp.zeros(4))
     with pytest.raises(ValueError, match="mixer"):
         qaoa_state(jnp.zeros(1), jnp.zeros(1), jnp.zeros(4), mixer="y")
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_qaoa_gate_circuit_matches_the_simulated_state(k):
+    land = jax.random.normal(jax.random.key(k), (2**k,))
+    gammas, betas = np.array([0.4, -0.7]), np.array([0.3, 0.2])
+    circuit = qaoa_module.qaoa_circuit(gammas, betas, land)
+    expected = qaoa_state(jnp.asarray(gammas), jnp.asarray(betas), land, phase="ising")
+    overlap = abs(np.vdot(np.asarray(circuit.state()), np.asarray(expected)))
+    np.testing.assert_allclose(overlap, 1.0, atol=1e-5)
+    text = qaoa_module.qaoa_qasm(gammas, betas, land)
+    assert text.startswith("OPENQASM 2.0;")
+    assert text.count("rx(") == 2 * k
+    with pytest.raises(ValueError, match="same shape"):
+        qaoa_module.qaoa_circuit(gammas, betas[:1], land)

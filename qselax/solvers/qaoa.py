@@ -85,7 +85,9 @@ __all__ = [
     "PHASES",
     "RAMP_STEP",
     "qaoa",
+    "qaoa_circuit",
     "qaoa_probs",
+    "qaoa_qasm",
     "qaoa_resources",
     "qaoa_state",
     "ramp_angles",
@@ -552,6 +554,66 @@ def qaoa_resources(k: int, layers: int, mixer: str = "x", phase: str = "diagonal
         "ising_depth": ising_depth,
         "ising_two_qubit_gates": ising_two,
     }
+
+
+# ---------------------------------------------------------------------------
+# Gate form and export.
+
+
+def qaoa_circuit(gammas, betas, landscape, *, tol: float = 0.0) -> tc.Circuit:
+    """The X-mixer QAOA circuit gate by gate, for export and inspection.
+
+    H on every qubit, then per layer the phase separator ``exp(-i γ C)`` compiled
+    from the landscape's Walsh (Ising) expansion into CNOT ladders and RZ gates
+    (:func:`qselax.hamiltonians.ising_phase_gates`, up to the global phase of the
+    constant term) and the mixer ``RX(2β)`` on every qubit.  Its state equals
+    :func:`qaoa_state` with ``phase="ising"`` up to a global phase (a test checks).
+
+    Args:
+        gammas, betas: ``(P,)`` concrete angles.
+        landscape: ``(S,)`` concrete costs (normalise them first if the angles were
+            tuned on normalised costs, as the solver does).
+        tol: Walsh terms with ``|c| <= tol`` are dropped.
+
+    Returns:
+        A ``tc.Circuit`` on ``K = log2(S)`` qubits.
+    """
+    from qselax.hamiltonians import ising_phase_gates, walsh_coefficients
+
+    landscape = np.asarray(landscape, np.float32)
+    k = _num_qubits(landscape)
+    gammas = np.asarray(gammas, np.float64).reshape(-1)
+    betas = np.asarray(betas, np.float64).reshape(-1)
+    if gammas.shape != betas.shape:
+        raise ValueError(
+            f"gammas and betas must have the same shape, got {gammas.shape} and "
+            f"{betas.shape}"
+        )
+    coeffs = np.asarray(walsh_coefficients(jnp.asarray(landscape)))
+    c = tc.Circuit(k)
+    for q in range(k):
+        c.h(q)
+    for gamma, beta in zip(gammas, betas, strict=True):
+        for gate in ising_phase_gates(coeffs, k, float(gamma), tol):
+            if gate[0] == "cx":
+                c.cnot(*gate[1])
+            else:
+                c.rz(gate[1][0], theta=gate[2])
+        for q in range(k):
+            c.rx(q, theta=2.0 * float(beta))
+    return c
+
+
+def qaoa_qasm(gammas, betas, landscape, *, tol: float = 0.0) -> str:
+    """OpenQASM 2 text of :func:`qaoa_circuit`.
+
+    Example:
+        >>> text = qaoa_qasm([0.5], [0.3], jnp.array([0.0, 1.0, 1.0, 3.0]))
+        >>> text.splitlines()[2], text.count("cx ")
+        ('qreg q[2];', 2)
+    """
+    k = _num_qubits(jnp.asarray(landscape))
+    return circuits.circuit_qasm(qaoa_circuit(gammas, betas, landscape, tol=tol), k)
 
 
 # ---------------------------------------------------------------------------
