@@ -8,6 +8,7 @@ the exact classical optimum of every local group.
 __version__ = "0.1.0"
 
 from qselax.data import DATASETS, Dataset, load_dataset, read_idx
+from qselax.distill import COMPRESSIONS, Distillation, DistillConfig, distill
 from qselax.groups import (
     GROUPINGS,
     Grouping,
@@ -37,6 +38,7 @@ from qselax.solvers import SOLVERS, Solver, SolveResult, make_solver
 from qselax.sweeps import SWEEP_MODES, SelectionState, SweepInfo, make_sweep
 
 __all__ = [
+    "COMPRESSIONS",
     "DATASETS",
     "GROUPINGS",
     "INITS",
@@ -44,6 +46,8 @@ __all__ = [
     "SOLVERS",
     "SWEEP_MODES",
     "Dataset",
+    "DistillConfig",
+    "Distillation",
     "Engine",
     "Grouping",
     "MaskableCNN",
@@ -57,6 +61,7 @@ __all__ = [
     "__version__",
     "apply_masked",
     "bit_index",
+    "distill",
     "explicit_grouping",
     "flatten_masks",
     "gather_bits",

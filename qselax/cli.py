@@ -7,6 +7,13 @@ network.  It prints a comparison table and writes ``DIR/result.json`` (and the s
 masks as ``DIR/masks_<solver>.npz``).  ``qselax run --config FILE.json`` reads the same
 settings from a JSON object whose keys are the long flag names (``--k`` -> ``"k"``,
 ``--block-size`` -> ``"block_size"``); flags given on the command line win.
+
+``--method`` picks the selection method: ``direct`` (the default above: the whole
+random network selected on the validation cost) or ``distill`` (paper method A,
+:mod:`qselax.distill`: a trained teacher MLP with ``--teacher-hidden`` widths, a
+random student twice as deep and ``--width-factor`` times wider, selected block by
+block to reproduce the teacher's layers, with ``--compression magnitude`` or
+``pool``).  The landscape evaluator of ``direct`` is ``--evaluator``.
 """
 
 from __future__ import annotations
@@ -26,12 +33,15 @@ from flax import nnx
 
 import qselax
 from qselax.data import DATASETS, load_dataset
+from qselax.distill import COMPRESSIONS, DistillConfig, distill
 from qselax.groups import GROUPINGS
 from qselax.landscapes import COSTS, METHODS
 from qselax.networks import INITS, MASK_LEVELS, count_weights, make_model, train_dense
 from qselax.selection import INIT_MASKS, SelectConfig, score, select
 from qselax.solvers import SOLVERS
 from qselax.sweeps import ORACLES, SWEEP_MODES
+
+METHODS_RUN = ("direct", "distill")
 
 DEFAULTS = {
     "dataset": "digits",
@@ -48,7 +58,8 @@ DEFAULTS = {
     "block_size": 64,
     "cost": "ce",
     "init_mask": "ones",
-    "method": "auto",
+    "method": "direct",
+    "evaluator": "auto",
     "memory_mb": 512.0,
     "val_samples": None,
     "vqe_layers": 3,
@@ -63,6 +74,10 @@ DEFAULTS = {
     "max_train": None,
     "data_dir": None,
     "dense_epochs": 100,
+    "teacher_hidden": "32",
+    "width_factor": 4,
+    "compression": "pool",
+    "teacher_epochs": 100,
     "out": "runs/latest",
 }
 
@@ -106,7 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     a("--block-size", type=int, help="groups per block in sequential sweeps (64)")
     a("--cost", choices=COSTS, help="validation cost: ce or error (default ce)")
     a("--init-mask", choices=INIT_MASKS, help="starting mask (default ones)")
-    a("--method", choices=METHODS, help="landscape evaluator (default auto)")
+    a(
+        "--method",
+        choices=METHODS_RUN,
+        help="direct (select the whole network, default) or distill (layerwise "
+        "selection against a trained teacher)",
+    )
+    a("--evaluator", choices=METHODS, help="direct's landscape evaluator (auto)")
     a("--memory-mb", type=float, help="memory budget of a landscape chunk (512)")
     a("--val-samples", type=int, help="cap on validation samples used as cost")
     a("--vqe-layers", type=int, help="VQE ansatz layers (default 3)")
@@ -132,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     a("--max-train", type=int, help="subsample the training split")
     a("--data-dir", help="directory of IDX/CSV/NPZ files")
     a("--dense-epochs", type=int, help="epochs of the trained dense twin; 0 skips it")
+    a("--teacher-hidden", help="distill: teacher hidden widths, comma-separated (32)")
+    a("--width-factor", type=int, help="distill: student width / teacher width (4)")
+    a(
+        "--compression",
+        choices=COMPRESSIONS,
+        help="distill: student output to teacher width (default pool)",
+    )
+    a("--teacher-epochs", type=int, help="distill: teacher Adam epochs (100)")
     a("--out", help="output directory (default runs/latest)")
     a("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -179,7 +208,42 @@ def resolve(args: argparse.Namespace) -> dict:
     _csv_ints(settings["channels"], "channels")
     if settings["dense_epochs"] < 0:
         raise ValueError(f"--dense-epochs must be >= 0, got {settings['dense_epochs']}")
+    if settings["method"] not in METHODS_RUN:
+        hint = ""
+        if settings["method"] in METHODS:
+            hint = " (the landscape evaluator is now 'evaluator' / --evaluator)"
+        raise ValueError(
+            f"--method must be one of {METHODS_RUN}, got {settings['method']!r}{hint}"
+        )
+    if settings["evaluator"] not in METHODS:
+        raise ValueError(
+            f"--evaluator must be one of {METHODS}, got {settings['evaluator']!r}"
+        )
+    if settings["method"] == "distill":
+        _check_distill(settings)
     return settings
+
+
+def _check_distill(settings: dict) -> None:
+    """Settings that ``--method distill`` cannot honour, named before any work."""
+    if not _csv_ints(settings["teacher_hidden"], "teacher-hidden"):
+        raise ValueError("--teacher-hidden needs at least one width")
+    if settings["model"] != "mlp":
+        raise ValueError("--method distill needs --model mlp (teacher and student)")
+    if settings["mode"] != "sequential":
+        raise ValueError("--method distill runs sequential sweeps: drop --mode")
+    if settings["evaluator"] != "auto":
+        raise ValueError("--evaluator applies to --method direct only")
+    if settings["compression"] not in COMPRESSIONS:
+        raise ValueError(
+            f"--compression must be one of {COMPRESSIONS}, got "
+            f"{settings['compression']!r}"
+        )
+    for name in ("width_factor", "teacher_epochs"):
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} must be an integer >= 1, got {value!r}")
 
 
 def _parse_opt(text: str, solvers: list[str]) -> tuple[str, str, object]:
@@ -221,11 +285,46 @@ def _select_config(settings: dict, solver: str) -> SelectConfig:
         mode=settings["mode"],
         block_size=settings["block_size"],
         cost=settings["cost"],
-        method=settings["method"],
+        method=settings["evaluator"],
         memory_mb=settings["memory_mb"],
         init_mask=settings["init_mask"],
         val_samples=settings["val_samples"],
         oracle=settings["oracle"],
+    )
+
+
+def _solver_options(settings: dict, solver: str) -> dict:
+    options = {}
+    if solver == "vqe":
+        options = {
+            "layers": settings["vqe_layers"],
+            "steps": settings["vqe_steps"],
+            "learning_rate": settings["vqe_lr"],
+            "readout": settings["readout"],
+        }
+    for opt in settings["opt"]:
+        target, name, value = _parse_opt(opt, settings["solver"].split(","))
+        if target == solver:
+            options[name] = value
+    return options
+
+
+def _distill_config(settings: dict, solver: str) -> DistillConfig:
+    return DistillConfig(
+        teacher_hidden=_csv_ints(settings["teacher_hidden"], "teacher-hidden"),
+        width_factor=settings["width_factor"],
+        compression=settings["compression"],
+        init=settings["init"],
+        mask_level=settings["mask_level"],
+        grouping=settings["grouping"],
+        k=settings["k"],
+        solver=solver,
+        solver_options=tuple(_solver_options(settings, solver).items()),
+        sweeps=settings["sweeps"],
+        block_size=settings["block_size"],
+        teacher_epochs=settings["teacher_epochs"],
+        memory_mb=settings["memory_mb"],
+        val_samples=settings["val_samples"],
     )
 
 
@@ -243,6 +342,8 @@ def _write_atomic(path: Path, write) -> None:
 
 def run(settings: dict, *, progress: bool = True) -> dict:
     """Runs one experiment and returns the result dict (also written to disk)."""
+    if settings.get("method", "direct") == "distill":
+        return run_distill(settings, progress=progress)
     image = settings["model"] == "cnn"
     data = load_dataset(
         settings["dataset"],
@@ -346,6 +447,7 @@ def run(settings: dict, *, progress: bool = True) -> dict:
         "qselax_version": qselax.__version__,
         "config": settings,
         "seed": settings["seed"],
+        "method": "direct",
         "solver": solvers[0],
         **{
             k: main[k]
@@ -389,6 +491,144 @@ def run(settings: dict, *, progress: bool = True) -> dict:
     return result
 
 
+def run_distill(settings: dict, *, progress: bool = True) -> dict:
+    """``--method distill``: one teacher, one student, a distillation per solver."""
+    from qselax.distill import check_memory, make_student, make_teacher
+    from qselax.networks import mask_shapes
+    from qselax.solvers import make_solver
+
+    data = load_dataset(
+        settings["dataset"],
+        seed=settings["seed"],
+        val_fraction=settings["val_fraction"],
+        test_fraction=settings["test_fraction"],
+        max_train=settings["max_train"],
+        data_dir=settings["data_dir"],
+    )
+    solvers = settings["solver"].split(",")
+    configs = {s: _distill_config(settings, s) for s in solvers}
+    in_features = int(np.prod(data.feature_shape))
+    n_val = len(data.y_val)
+    # Check every solver's settings (names, K, memory) before any heavy work.
+    for config in configs.values():
+        config.validate()
+        samples = n_val if config.val_samples is None else config.val_samples
+        check_memory(config, in_features, data.num_classes, min(samples, n_val))
+        make_solver(config.solver, config.k, **dict(config.solver_options))
+    out = Path(settings["out"])
+    out.mkdir(parents=True, exist_ok=True)
+
+    first = configs[solvers[0]]
+    key = jax.random.key(settings["seed"])
+    t_key, s_key = jax.random.split(jax.random.fold_in(key, 2))
+    start = time.perf_counter()
+    teacher = make_teacher(t_key, data, first)
+    teacher_s = time.perf_counter() - start
+    student = make_student(s_key, in_features, data.num_classes, first)
+    per_solver = {}
+    for i, (name, config) in enumerate(configs.items()):
+        res = distill(
+            jax.random.fold_in(key, 100 + i),
+            data,
+            config,
+            teacher=teacher,
+            student=student,
+            progress=progress,
+        )
+        acc = res.accuracy["student"]
+        per_solver[name] = {
+            "test_accuracy": acc["test"],
+            "train_accuracy": acc["train"],
+            "val_accuracy": acc["val"],
+            "student_test_accuracy": acc["test"],
+            "block_losses": res.block_losses,
+            "block_optimum_rates": res.block_optimum_rates,
+            "optimum_rate": res.optimum_rate,
+            "top1_optimum_rate": res.top1_optimum_rate,
+            "lookups": res.lookups,
+            "landscape_evals": res.landscape_evals,
+            "resources": res.resources,
+            "compile_s": res.compile_s,
+            "run_s": res.run_s,
+            "blocks": res.blocks,
+        }
+        arrays = {}
+        for b, masks in enumerate(res.masks):
+            for j, m in enumerate(masks):
+                arrays[f"block{b}_layer{j}"] = np.asarray(m, np.uint8)
+            arrays[f"block{b}_compression"] = np.asarray(res.projs[b])
+        _write_atomic(out / f"masks_{name}.npz", lambda f, m=arrays: np.savez(f, **m))
+
+    from qselax.distill import student_forward
+
+    ones = [
+        tuple(np.ones(s, np.float32) for s in mask_shapes(b)) for b in student.blocks
+    ]
+    unmasked = student_forward(student, res.projs, ones, data.x_test)
+    random_test = float(np.mean(np.argmax(unmasked, -1) == data.y_test))
+    teacher_acc = res.accuracy["teacher"]
+    main = per_solver[solvers[0]]
+    fields = (
+        "test_accuracy",
+        "train_accuracy",
+        "val_accuracy",
+        "optimum_rate",
+        "top1_optimum_rate",
+        "lookups",
+        "landscape_evals",
+        "resources",
+        "compile_s",
+        "run_s",
+        "block_losses",
+        "block_optimum_rates",
+    )
+    result = {
+        "qselax_version": qselax.__version__,
+        "config": settings,
+        "seed": settings["seed"],
+        "method": "distill",
+        "solver": solvers[0],
+        **{k: main[k] for k in fields},
+        "teacher_test_accuracy": teacher_acc["test"],
+        "student_test_accuracy": main["test_accuracy"],
+        "solvers": per_solver,
+        "references": {
+            "teacher": {
+                "test_accuracy": teacher_acc["test"],
+                "train_accuracy": teacher_acc["train"],
+                "val_accuracy": teacher_acc["val"],
+                "epochs": settings["teacher_epochs"],
+                "seconds": teacher_s,
+            },
+            "random": {"test_accuracy": random_test},
+        },
+        "dataset": {
+            "name": data.name,
+            "num_classes": data.num_classes,
+            "feature_shape": list(data.feature_shape),
+            "n_train": len(data.y_train),
+            "n_val": len(data.y_val),
+            "n_test": len(data.y_test),
+        },
+        "model": {
+            "kind": "mlp",
+            "teacher_widths": [in_features, *teacher.widths],
+            "student_block_widths": [list(b.widths) for b in student.blocks],
+            "weights": int(sum(count_weights(b) for b in student.blocks)),
+            "teacher_weights": count_weights(teacher.model),
+        },
+        "platform": {
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        },
+    }
+    text = json.dumps(result, indent=2, default=_json_default).encode()
+    _write_atomic(out / "result.json", lambda f: f.write(text))
+    return result
+
+
 def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
@@ -411,6 +651,17 @@ def format_table(result: dict) -> str:
             )
         )
     refs = result["references"]
+    if "teacher" in refs:
+        d = refs["teacher"]
+        rows.append(
+            (
+                "teacher (trained)",
+                f"{d['test_accuracy']:.4f}",
+                f"{d['train_accuracy']:.4f}",
+                "-",
+                f"{d['seconds']:.1f}",
+            )
+        )
     if "dense" in refs:
         d = refs["dense"]
         rows.append(
@@ -427,7 +678,7 @@ def format_table(result: dict) -> str:
         (
             "random (unmasked)",
             f"{r['test_accuracy']:.4f}",
-            f"{r['train_accuracy']:.4f}",
+            f"{r['train_accuracy']:.4f}" if "train_accuracy" in r else "-",
             "-",
             "-",
         )
@@ -450,6 +701,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     d = result["dataset"]
     res = result["resources"]
+    if result.get("method") == "distill":
+        m = result["model"]
+        print(
+            f"\n{d['name']}: {d['n_train']} train / {d['n_val']} val / "
+            f"{d['n_test']} test; teacher {m['teacher_widths']}, random student "
+            f"blocks {m['student_block_widths']} ({m['weights']} weights, "
+            f"{settings['compression']} compression); {res['groups']} groups of "
+            f"K={res['group_size']}, {settings['sweeps']} sweeps per block"
+        )
+        print(format_table(result))
+        for name, r in result["solvers"].items():
+            losses = ", ".join(f"{v:.4f}" for v in r["block_losses"])
+            rates = ", ".join(f"{v:.3f}" for v in r["block_optimum_rates"])
+            print(f"{name}: block losses [{losses}], optimum rates [{rates}]")
+        print(f"\nwrote {Path(settings['out']) / 'result.json'}")
+        return 0
     print(
         f"\n{d['name']}: {d['n_train']} train / {d['n_val']} val / {d['n_test']} test; "
         f"{settings['model']} with {result['model']['weights']} random weights; "

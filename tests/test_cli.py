@@ -173,3 +173,61 @@ def test_default_demo_meets_its_claims(tmp_path):
     assert exact["test_accuracy"] >= 0.92
     assert vqe["optimum_rate"] >= 0.9
     assert vqe["test_accuracy"] >= exact["test_accuracy"] - 0.02
+
+
+DISTILL = [
+    "--method", "distill", "--dataset", "iris", "--teacher-hidden", "4",
+    "--width-factor", "2", "--k", "3", "--sweeps", "1", "--block-size", "8",
+    "--teacher-epochs", "5", "--val-samples", "12", "--quiet",
+]  # fmt: skip
+
+
+def test_method_distill_writes_its_fields(tmp_path, capsys):
+    out = tmp_path / "distill"
+    argv = ["run", *DISTILL, "--solver", "exhaustive", "--compression", "magnitude"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "teacher (trained)" in capsys.readouterr().out
+    r = json.loads((out / "result.json").read_text())
+    assert r["method"] == "distill" and r["config"]["compression"] == "magnitude"
+    for field in ("teacher_test_accuracy", "student_test_accuracy", "test_accuracy"):
+        assert 0.0 <= r[field] <= 1.0
+    assert len(r["block_losses"]) == len(r["block_optimum_rates"]) == 2
+    assert r["block_optimum_rates"] == [1.0, 1.0]
+    assert r["landscape_evals"] == r["resources"]["groups"] * 2**3
+    masks = np.load(out / "masks_exhaustive.npz")
+    assert masks["block0_layer0"].shape == (4, 8)
+    assert masks["block1_compression"].shape == (6, 3)
+
+
+def test_evaluator_flag_and_old_method_values():
+    assert _resolve()["method"] == "direct"
+    assert _resolve("--evaluator", "suffix")["evaluator"] == "suffix"
+    with pytest.raises(SystemExit):
+        _resolve("--method", "rank1")  # argparse: not a method any more
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--model", "cnn"], "--model mlp"),
+        (["--mode", "parallel"], "sequential"),
+        (["--teacher-hidden", "4,x"], "--teacher-hidden"),
+        (["--width-factor", "0"], "--width-factor"),
+        (["--teacher-epochs", "0"], "--teacher-epochs"),
+        (["--evaluator", "naive"], "--evaluator"),
+        (["--memory-mb", "0.00001"], "memory_mb"),
+        (["--grouping", "neuron"], "mask_level"),
+    ],
+)
+def test_distill_errors_exit_2_and_write_nothing(tmp_path, capsys, argv, match):
+    out = tmp_path / "err"
+    assert main(["run", *DISTILL, "--out", str(out), *argv]) == 2
+    assert match in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_config_file_with_old_method_key(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"method": "rank1"}))
+    with pytest.raises(ValueError, match="evaluator"):
+        _resolve("--config", str(cfg))
