@@ -1,0 +1,668 @@
+"""Benchmark: qselax against PennyLane and Qiskit Aer on identical K-qubit circuits.
+
+Question: how fast is qselax's batched circuit simulation per group, next to the
+simulators a researcher would otherwise use, on exactly the circuits qselax runs?
+
+Circuits (one per group, each group with its own angles and its own random landscape
+``C``, i.i.d. N(0, 1) costs of the ``S = 2^K`` bitstrings; qubit 0 is the most
+significant bit everywhere):
+
+* ``hea``: qselax's VQE ansatz, the gates of :func:`qselax.circuits.hea_circuit`: H
+  on every qubit, then ``layers`` x (CNOT ladder ``(0,1), ..., (K-2,K-1)``, RY on
+  every qubit, RZ on every qubit); ``6K`` angles at 3 layers.
+* ``qaoa``: p layers of the diagonal phase ``exp(-i gamma_j diag(C))`` and the X
+  mixer ``RX(2 beta_j)`` on every qubit, from ``|+>^K``
+  (:func:`qselax.solvers.qaoa.qaoa_state`); ``2p`` angles.
+
+Quantities per group: the expectation ``E = sum_s p(s) C(s)`` and ``E`` with its
+gradient in all the angles. K = 8 and 12, G = 1 and 1024 groups, 3 layers (the
+defaults of qselax's ``vqe`` and ``qaoa`` solvers).
+
+How each framework computes them:
+
+* **qselax** (complex64): ``jax.jit(jax.vmap(f))`` and
+  ``jax.jit(jax.vmap(jax.value_and_grad(f)))`` of
+  ``f = sum(hea_probs(params) * C)`` or ``sum(qaoa_probs(gamma, beta, C) * C)``.
+* **PennyLane** ``default.qubit``, JAX interface, backprop, ``jax.jit`` (complex64):
+  the same gates; the readout is ``qml.probs`` dotted with ``C`` (2x faster than
+  ``qml.expval(qml.Hermitian(diag(C)))`` at K = 8, G = 1, and the Hermitian is a
+  dense ``S x S`` matrix); the phase is ``qml.DiagonalQubitUnitary``. Batched with
+  ``jax.vmap`` over the qnode; gradients by ``jax.value_and_grad``.
+  ``--pl-batch broadcast`` uses parameter broadcasting instead: at K = 8, G = 1024
+  it was slower relative to qselax on all four rows (e.g. HEA E 1.8x against
+  1.3x for vmap) and compiled QAOA 20x longer. ``default.qubit`` applies
+  ``DiagonalQubitUnitary`` as a dense ``S x S`` matrix, so groups run in chunks
+  that fit ``--peer-memory-mb``.
+* **Qiskit Aer** ``AerSimulator(method="statevector")`` in its default double
+  precision (single precision was not faster here), reading ``save_probabilities``
+  dotted with ``C``. HEA: one parameterised circuit, transpiled once, all groups
+  (and parameter shifts) bound in one job with ``parameter_binds`` and
+  ``runtime_parameter_bind_enable=True`` (2-3x faster than Aer's default binding
+  at K = 6, 8). QAOA: the phase depends on ``gamma`` and on the group's landscape,
+  so every group and angle set is its own circuit (``DiagonalGate`` of
+  ``exp(-i gamma C)``, Aer's native ``diagonal`` instruction, no transpilation
+  needed), all in one job with ``max_parallel_experiments=0`` (over all cores);
+  building these circuits in Python is included in the time and its share is
+  printed. Aer has no autodiff. HEA gradients by the parameter-shift rule (``2P``
+  extra circuits per group, exact); QAOA gradients by central finite differences
+  (step 1e-4, ``4p`` extra circuits), because a diagonal phase with ``2^K``
+  distinct eigenvalues has no two-term shift rule.
+
+First all three are checked to agree, on one group per (circuit, K), on the
+expectation and the gradient, to ``rtol`` (default 1e-4) times the scale
+``max(max|C|, max|grad|)``; the run stops if they do not. Every batched result
+that is timed is checked the same way against qselax's. Then every row is timed,
+after compilation (reported separately for the JAX frameworks) and one warm-up
+call: ``--repeats`` rounds that each time every framework once (interleaved, so
+that drifting load on a shared machine hits all three alike; a call shorter than
+``--min-s`` is repeated within its round), the median round, divided by the
+groups in the call. A peer that would take too long or use too much memory on all
+G groups is timed on its first ``n`` groups (shown as ``[n]``) and reported per
+group: PennyLane runs one chunk of ``n`` groups sized to ``--peer-memory-mb``; Aer
+runs as many groups as fit in ``--cap-s`` seconds at its single-group speed.
+
+Absolute times depend on the machine and its load; the ratios peer/qselax come
+from one run. Usage (needs the ``bench`` extra, ``pip install -e ".[bench]"``)::
+
+    python experiments/bench_peers.py [--quick] [--ks 8 12] [--groups 1 1024]
+        [--layers 3] [--repeats 5] [--min-s 0.2] [--cap-s 2] [--json out.json]
+
+The full run takes about 12 minutes on a loaded 2-core CPU, ``--quick`` about 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qselax.circuits import Ansatz, hea_probs
+from qselax.solvers.qaoa import qaoa_probs
+
+CIRCUITS = ("hea", "qaoa")
+QUANTITIES = ("E", "E+grad")
+FRAMEWORKS = ("qselax", "pennylane", "aer")
+FD_STEP = 1e-4  # Aer QAOA finite differences (double precision)
+AER_MAX_EXPERIMENTS = 2048  # experiments per Aer job, bounds the result's memory
+
+# A framework's evaluation: (params (n, ...), landscapes (n, S)) -> energies (n,)
+# or (energies (n,), grads (n, ...)), as NumPy arrays once it returns.
+Evaluate = Callable[[object, object], object]
+
+
+def _make_problem(key: jax.Array, circuit: str, k: int, layers: int, groups: int):
+    """Random angles and landscapes for ``groups`` groups, float32 NumPy."""
+    k_params, k_land = jax.random.split(key)
+    if circuit == "hea":
+        shape = (groups, layers, 2, k)  # qselax's (L, R, K) with R = (ry, rz)
+        params = jax.random.uniform(k_params, shape, minval=-np.pi, maxval=np.pi)
+    else:
+        # Row 0 the gammas, row 1 the betas (the layout of qselax's qaoa solver),
+        # around the signs of its linear ramp.
+        u = jax.random.uniform(k_params, (groups, 2, layers), minval=0.1, maxval=1.0)
+        params = u * jnp.asarray([[1.0], [-1.0]])
+    landscapes = jax.random.normal(k_land, (groups, 2**k))
+    return np.asarray(params, np.float32), np.asarray(landscapes, np.float32)
+
+
+# ---------------------------------------------------------------------------
+# qselax
+
+
+def _qselax(circuit: str, k: int, layers: int, quantity: str) -> Evaluate:
+    if circuit == "hea":
+        ansatz = Ansatz(k, layers)
+
+        def energy(p, c):
+            return jnp.sum(hea_probs(p, ansatz) * c)
+
+    else:
+
+        def energy(a, c):
+            return jnp.sum(qaoa_probs(a[0], a[1], c) * c)
+
+    if quantity == "E":
+        return jax.jit(jax.vmap(energy))
+    return jax.jit(jax.vmap(jax.value_and_grad(energy)))
+
+
+# ---------------------------------------------------------------------------
+# PennyLane
+
+
+def _pennylane(circuit: str, k: int, layers: int, quantity: str, batch: str):
+    import pennylane as qml
+
+    dev = qml.device("default.qubit", wires=k)
+
+    @qml.qnode(dev, interface="jax", diff_method="backprop")
+    def probs(x, c):
+        # x[..., ...]: the leading ``...`` is the broadcast axis (if any).
+        for q in range(k):
+            qml.Hadamard(q)
+        for layer in range(layers):
+            if circuit == "hea":
+                for q in range(k - 1):
+                    qml.CNOT([q, q + 1])
+                for r, gate in enumerate((qml.RY, qml.RZ)):
+                    for q in range(k):
+                        gate(x[..., layer, r, q], wires=q)
+            else:
+                arg = -x[..., 0, layer, None] * c
+                phase = jnp.exp(jax.lax.complex(jnp.zeros_like(arg), arg))
+                qml.DiagonalQubitUnitary(phase, wires=range(k))
+                for q in range(k):
+                    qml.RX(2.0 * x[..., 1, layer], wires=q)
+        return qml.probs(wires=range(k))
+
+    def energy(x, c):
+        return jnp.sum(probs(x, c) * c, axis=-1)
+
+    if batch == "vmap":
+        if quantity == "E":
+            return jax.jit(jax.vmap(energy))
+        return jax.jit(jax.vmap(jax.value_and_grad(energy)))
+    # Parameter broadcasting: one tape with a batch axis. The groups are
+    # independent, so the gradient of the sum is every group's gradient.
+    if quantity == "E":
+        return jax.jit(energy)
+
+    def total(x, c):
+        e = energy(x, c)
+        return jnp.sum(e), e
+
+    vg = jax.value_and_grad(total, has_aux=True)
+    return jax.jit(lambda x, c: (lambda r: (r[0][1], r[1]))(vg(x, c)))
+
+
+def _pennylane_chunk(circuit, k, layers, quantity, groups, memory_mb) -> int:
+    """Groups per PennyLane call that fit ``memory_mb`` (a rough upper estimate).
+
+    The state is complex64 (8 B per amplitude). Backprop through ``default.qubit``
+    keeps about two states per gate; ``DiagonalQubitUnitary`` is a dense S x S
+    matrix per layer (measured: ~0.5 GB per group at K = 12, p = 3).
+    """
+    s = 2**k
+    if circuit == "hea":
+        gates = k + layers * (3 * k - 1)
+        per_group = 8 * s * (8 if quantity == "E" else 2 * gates)
+    else:
+        per_group = 8 * s * s * (layers + 1)
+    chunk = max(1, (memory_mb << 20) // per_group)
+    chunk = 1 << (int(chunk).bit_length() - 1)  # a power of two
+    return int(min(groups, chunk))
+
+
+# ---------------------------------------------------------------------------
+# Qiskit Aer
+
+
+class _Aer:
+    """Qiskit Aer statevector evaluation of one (circuit, K)."""
+
+    def __init__(self, circuit: str, k: int, layers: int):
+        from qiskit import QuantumCircuit, transpile
+        from qiskit.circuit import ParameterVector
+        from qiskit.circuit.library import DiagonalGate
+        from qiskit_aer import AerSimulator
+
+        self.circuit, self.k, self.layers = circuit, k, layers
+        if circuit == "hea":
+            # Binding at run time inside Aer: 2-3x faster than Aer's default
+            # per-experiment binding for small circuits (measured at K = 6, 8).
+            options = dict(runtime_parameter_bind_enable=True)
+        else:
+            # Distinct circuits: run them in parallel over the cores.
+            options = dict(max_parallel_experiments=0)
+        self.sim = AerSimulator(method="statevector", shots=1, **options)
+        self._qc_cls, self._diag_cls = QuantumCircuit, DiagonalGate
+        self.setup_s = 0.0
+        self.build_s = 0.0  # time spent building QAOA circuits in Python
+        if circuit == "hea":
+            start = time.perf_counter()
+            # Qiskit's qubit 0 is the least significant bit: qselax qubit q is
+            # qiskit qubit k-1-q, so probability vectors share one index order.
+            w = [k - 1 - q for q in range(k)]
+            theta = ParameterVector("theta", layers * 2 * k)
+            qc = QuantumCircuit(k)
+            for q in range(k):
+                qc.h(w[q])
+            for layer in range(layers):
+                for q in range(k - 1):
+                    qc.cx(w[q], w[q + 1])
+                for r, gate in enumerate((qc.ry, qc.rz)):
+                    for q in range(k):
+                        gate(theta[(layer * 2 + r) * k + q], w[q])
+            qc.save_probabilities()
+            self.template = transpile(qc, self.sim)
+            ops = dict(self.template.count_ops())
+            expected = {"h": k, "cx": layers * (k - 1), "ry": layers * k}
+            expected.update(rz=layers * k, save_probabilities=1)
+            if ops != expected:
+                raise SystemExit(f"Aer transpilation changed the circuit: {ops}")
+            self.theta = list(theta)
+            self.setup_s = time.perf_counter() - start
+
+    def _run(self, circuits, binds=None) -> np.ndarray:
+        """Probabilities of every experiment, ``(experiments, S)`` float64."""
+        out = []
+        if binds is None:
+            for i in range(0, len(circuits), AER_MAX_EXPERIMENTS):
+                res = self.sim.run(circuits[i : i + AER_MAX_EXPERIMENTS]).result()
+                n = len(circuits[i : i + AER_MAX_EXPERIMENTS])
+                out += [res.data(j)["probabilities"] for j in range(n)]
+        else:  # binds: (experiments, P) angles for the one template
+            for i in range(0, len(binds), AER_MAX_EXPERIMENTS):
+                chunk = binds[i : i + AER_MAX_EXPERIMENTS]
+                table = {t: chunk[:, j].tolist() for j, t in enumerate(self.theta)}
+                res = self.sim.run([self.template], parameter_binds=[table]).result()
+                out += [res.data(j)["probabilities"] for j in range(len(chunk))]
+        return np.asarray(out, np.float64)
+
+    def _qaoa_circuit(self, angles: np.ndarray, landscape: np.ndarray):
+        qc = self._qc_cls(self.k)
+        for q in range(self.k):
+            qc.h(q)
+        for layer in range(self.layers):
+            phase = np.exp(-1j * angles[0, layer] * landscape)
+            qc.append(self._diag_cls(phase), range(self.k))
+            for q in range(self.k):
+                qc.rx(2.0 * angles[1, layer], q)
+        qc.save_probabilities()
+        return qc
+
+    def _points(self, params: np.ndarray, grad: bool) -> tuple[np.ndarray, float]:
+        """Evaluation points per group: ``(n, 1 [+ 2P], ...)`` and the shift."""
+        params = np.asarray(params, np.float64)
+        if not grad:
+            return params[:, None], 0.0
+        shift = np.pi / 2 if self.circuit == "hea" else FD_STEP
+        n, shape = params.shape[0], params.shape[1:]
+        eye = np.eye(int(np.prod(shape))).reshape((-1,) + shape)
+        pts = np.concatenate(
+            [
+                params[:, None],
+                params[:, None] + shift * eye,
+                params[:, None] - shift * eye,
+            ],
+            axis=1,
+        )
+        return pts.reshape((n, -1) + shape), shift
+
+    def __call__(self, params, landscapes, grad: bool = False):
+        land = np.asarray(landscapes, np.float64)
+        pts, shift = self._points(params, grad)
+        n, m = pts.shape[:2]
+        if self.circuit == "hea":
+            probs = self._run(None, pts.reshape(n * m, -1))
+        else:
+            start = time.perf_counter()
+            circuits = [
+                self._qaoa_circuit(pts[g, i], land[g])
+                for g in range(n)
+                for i in range(m)
+            ]
+            self.build_s += time.perf_counter() - start
+            probs = self._run(circuits)
+        e = np.einsum("gms,gs->gm", probs.reshape(n, m, -1), land)
+        if not grad:
+            return e[:, 0]
+        p = (m - 1) // 2
+        plus, minus = e[:, 1 : 1 + p], e[:, 1 + p :]
+        if self.circuit == "hea":  # parameter shift: (E(+pi/2) - E(-pi/2)) / 2
+            g = (plus - minus) / 2.0
+        else:  # central differences
+            g = (plus - minus) / (2.0 * shift)
+        return e[:, 0], g.reshape(np.shape(params))
+
+
+# ---------------------------------------------------------------------------
+# Agreement and timing
+
+
+def _outputs(result) -> tuple[np.ndarray, np.ndarray | None]:
+    if isinstance(result, tuple):
+        return np.asarray(result[0], np.float64), np.asarray(result[1], np.float64)
+    return np.asarray(result, np.float64), None
+
+
+def _errors(ref, other, landscapes) -> tuple[float, float]:
+    """Worst error of (energies, grads) relative to the group's scale."""
+    (e0, g0), (e1, g1) = _outputs(ref), _outputs(other)
+    n = e0.shape[0]
+    scale = np.max(np.abs(landscapes[:n]), axis=1)
+    err_e = float(np.max(np.abs(e1 - e0) / scale))
+    err_g = 0.0
+    if g0 is not None:
+        g0, g1 = g0.reshape(n, -1), g1.reshape(n, -1)
+        scale = np.maximum(scale, np.max(np.abs(g0), axis=1))
+        err_g = float(np.max(np.max(np.abs(g1 - g0), axis=1) / scale))
+    return err_e, err_g
+
+
+def _check(name, ref, other, landscapes, rtol) -> tuple[float, float]:
+    err_e, err_g = _errors(ref, other, landscapes)
+    if not (err_e <= rtol and err_g <= rtol):  # also catches NaN
+        raise SystemExit(
+            f"DISAGREEMENT ({name}): relative error of the expectation {err_e:.2e}, "
+            f"of the gradient {err_g:.2e}, tolerance {rtol:.0e}; not timing "
+            f"circuits that are not the same"
+        )
+    return err_e, err_g
+
+
+def _median_time(call: Callable[[], object], repeats: int) -> float:
+    call()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _time_interleaved(
+    calls: dict[str, Callable[[], object]], repeats: int, min_s: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds per call of every framework, timed in interleaved rounds.
+
+    The machine is shared, so its load drifts: each round times every framework
+    once, and a fast call is repeated within a round until it lasts ``min_s``.
+    Returns the medians and the seconds spent timing each framework.
+    """
+    inner = {}
+    for name, call in calls.items():
+        start = time.perf_counter()
+        call()  # warm-up
+        once = time.perf_counter() - start
+        inner[name] = int(min(1000, max(1, np.ceil(min_s / max(once, 1e-9)))))
+    samples = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            for _ in range(inner[name]):
+                call()
+            samples[name].append((time.perf_counter() - start) / inner[name])
+    medians = {name: statistics.median(v) for name, v in samples.items()}
+    spent = {name: sum(v) * inner[name] for name, v in samples.items()}
+    return medians, spent
+
+
+def _block(x):
+    return jax.block_until_ready(x)
+
+
+def _versions() -> dict[str, str]:
+    names = ("jax", "jaxlib", "tensorcircuit-ng", "pennylane", "qiskit", "qiskit-aer")
+    out = {"python": platform.python_version()}
+    for name in names + ("numpy",):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2e}"
+
+
+class _Bench:
+    """The problems, the compiled evaluations and the results of one run."""
+
+    def __init__(self, args):
+        self.args = args
+        keys = jax.random.split(jax.random.key(args.seed), len(args.circuits))
+        self.problems, self.aers = {}, {}
+        for key, circuit in zip(keys, args.circuits, strict=True):
+            for sub, k in zip(
+                jax.random.split(key, len(args.ks)), args.ks, strict=True
+            ):
+                self.problems[circuit, k] = _make_problem(
+                    sub, circuit, k, args.layers, max(args.groups)
+                )
+                self.aers[circuit, k] = _Aer(circuit, k, args.layers)
+        self.fns: dict[tuple, Evaluate] = {}
+        self.compile_s: dict[tuple, float] = {}
+
+    def evaluator(self, fw: str, circuit: str, k: int, quantity: str, n: int):
+        """The framework's callable for n groups (JAX ones compile once per n)."""
+        key = (fw, circuit, k, quantity, n)
+        if key not in self.fns:
+            layers = self.args.layers
+            if fw == "qselax":
+                self.fns[key] = _qselax(circuit, k, layers, quantity)
+            elif fw == "pennylane":
+                batch = self.args.pl_batch
+                self.fns[key] = _pennylane(circuit, k, layers, quantity, batch)
+            else:
+                aer, grad = self.aers[circuit, k], quantity != "E"
+                self.fns[key] = lambda p, c: aer(p, c, grad=grad)
+        return self.fns[key]
+
+    def inputs(self, fw: str, circuit: str, k: int, n: int):
+        params, land = self.problems[circuit, k]
+        if fw == "aer":
+            return params[:n], land[:n]
+        return jnp.asarray(params[:n]), jnp.asarray(land[:n])
+
+    def first_call(self, fw: str, circuit: str, k: int, quantity: str, n: int):
+        """Runs (and for JAX compiles) the evaluation once; records the time."""
+        f = self.evaluator(fw, circuit, k, quantity, n)
+        x, c = self.inputs(fw, circuit, k, n)
+        start = time.perf_counter()
+        out = _block(f(x, c))
+        self.compile_s.setdefault(
+            (fw, circuit, k, quantity, n), time.perf_counter() - start
+        )
+        return out
+
+    def agreement(self) -> list[dict]:
+        """Checks the peers against qselax on group 0 of every (circuit, K)."""
+        rtol, table = self.args.rtol, []
+        print("\n## Agreement (group 0; worst error / max(max|C|, max|grad|))\n")
+        print("| circuit | K | peer | expectation | gradient |")
+        print("|---|---|---|---|---|")
+        for circuit, k in self.problems:
+            land = self.problems[circuit, k][1]
+            out = {
+                (fw, q): self.first_call(fw, circuit, k, q, 1)
+                for q in QUANTITIES
+                for fw in FRAMEWORKS
+            }
+            for fw in FRAMEWORKS[1:]:
+                name = f"{fw} {circuit} K={k}"
+                err_e, err_g = _check(
+                    name, out["qselax", "E+grad"], out[fw, "E+grad"], land, rtol
+                )
+                err_e = max(
+                    err_e,
+                    _check(name, out["qselax", "E"], out[fw, "E"], land, rtol)[0],
+                )
+                print(f"| {circuit} | {k} | {fw} | {err_e:.1e} | {err_g:.1e} |")
+                table.append(dict(circuit=circuit, k=k, peer=fw, e=err_e, g=err_g))
+        print(f"\nAll agree to rtol {rtol:.0e}.")
+        return table
+
+    def timed_groups(self, fw: str, circuit: str, k: int, quantity: str, g: int):
+        """Groups to time: all for qselax; a memory chunk or a time cap for peers."""
+        args = self.args
+        if fw == "qselax" or g == 1:
+            return g
+        if fw == "pennylane":
+            return _pennylane_chunk(
+                circuit, k, args.layers, quantity, g, args.peer_memory_mb
+            )
+        f = self.evaluator(fw, circuit, k, quantity, 1)
+        x, c = self.inputs(fw, circuit, k, 1)
+        one = _median_time(lambda: f(x, c), 1)
+        return int(min(g, max(1, args.cap_s // one)))
+
+    def time_row(self, circuit: str, k: int, g: int, quantity: str) -> dict:
+        row = dict(circuit=circuit, k=k, groups=g, quantity=quantity)
+        land = self.problems[circuit, k][1]
+        calls, groups, ref = {}, {}, None
+        for fw in FRAMEWORKS:
+            n = groups[fw] = self.timed_groups(fw, circuit, k, quantity, g)
+            out = self.first_call(fw, circuit, k, quantity, n)
+            if fw == "qselax":
+                ref = out
+            else:  # the batched peer computes the same numbers as qselax
+                ref_n = jax.tree.map(lambda a, n=n: a[:n], ref)
+                name = f"{fw} {circuit} K={k} G={g} {quantity}"
+                _check(name, ref_n, out, land, self.args.rtol)
+            f = self.evaluator(fw, circuit, k, quantity, n)
+            x, c = self.inputs(fw, circuit, k, n)
+            calls[fw] = lambda f=f, x=x, c=c: _block(f(x, c))
+        aer = self.aers[circuit, k]
+        aer.build_s = 0.0
+        medians, spent = _time_interleaved(calls, self.args.repeats, self.args.min_s)
+        for fw in FRAMEWORKS:
+            t, n = medians[fw], groups[fw]
+            row[fw] = dict(per_group=t / n, timed_groups=n)
+            if fw == "aer":
+                # Share of Aer's time spent building circuits in Python (QAOA).
+                row[fw]["build_share"] = aer.build_s / (spent[fw] + medians[fw])
+            else:
+                comp = self.compile_s[fw, circuit, k, quantity, n]
+                row[fw]["compile"] = max(0.0, comp - t)
+        for fw in FRAMEWORKS[1:]:
+            row[fw]["ratio"] = row[fw]["per_group"] / row["qselax"]["per_group"]
+        times = ", ".join(f"{fw} {_fmt(row[fw]['per_group'])}" for fw in FRAMEWORKS)
+        print(f"# {circuit} K={k} G={g} {quantity}: {times}", flush=True)
+        return row
+
+
+def _print_table(rows: list[dict], bench: _Bench) -> None:
+    print("\n## Seconds per group (median of repeats; [n] = timed on n groups)\n")
+    print(
+        "| circuit | K | G | quantity | qselax | PennyLane | Aer | PL/qselax "
+        "| Aer/qselax | compile qselax / PL (s) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        cells = []
+        for fw in FRAMEWORKS:
+            n = r[fw]["timed_groups"]
+            tag = f" [{n}]" if n < r["groups"] else ""
+            cells.append(_fmt(r[fw]["per_group"]) + tag)
+        ratios = f"{r['pennylane']['ratio']:.1f}x | {r['aer']['ratio']:.1f}x"
+        comp = f"{r['qselax']['compile']:.1f} / {r['pennylane']['compile']:.1f}"
+        print(
+            f"| {r['circuit']} | {r['k']} | {r['groups']} | {r['quantity']} | "
+            f"{' | '.join(cells)} | {ratios} | {comp} |"
+        )
+    slower = [
+        f"{r['circuit']} K={r['k']} G={r['groups']} {r['quantity']} vs {fw}"
+        for r in rows
+        for fw in FRAMEWORKS[1:]
+        if r[fw]["ratio"] < 1.0
+    ]
+    if slower:
+        print("\nqselax is NOT faster on: " + "; ".join(slower))
+    else:
+        print("\nqselax is faster on every row.")
+    shares = [
+        f"K={r['k']} G={r['groups']} {r['quantity']} {r['aer']['build_share']:.0%}"
+        for r in rows
+        if r["circuit"] == "qaoa"
+    ]
+    if shares:
+        print(
+            "Aer QAOA, share of its time spent building circuits: " + ", ".join(shares)
+        )
+    setup = [
+        f"K={k} {a.setup_s:.2f} s" for (c, k), a in bench.aers.items() if c == "hea"
+    ]
+    if setup:
+        print("Aer HEA template build + transpile (once per K): " + ", ".join(setup))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: K=6, G=1,16")
+    parser.add_argument("--ks", type=int, nargs="+", default=[8, 12])
+    parser.add_argument("--groups", type=int, nargs="+", default=[1, 1024])
+    parser.add_argument("--circuits", nargs="+", default=list(CIRCUITS))
+    parser.add_argument("--layers", type=int, default=3, help="HEA layers, QAOA p")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cap-s", type=float, default=2.0, help="Aer s per call")
+    parser.add_argument(
+        "--min-s", type=float, default=0.2, help="repeat fast calls to this long"
+    )
+    parser.add_argument("--peer-memory-mb", type=int, default=1024)
+    parser.add_argument("--pl-batch", choices=("vmap", "broadcast"), default="vmap")
+    parser.add_argument("--rtol", type=float, default=1e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args()
+    if args.quick:
+        args.ks, args.groups, args.repeats = [6], [1, 16], 2
+    for c in args.circuits:
+        if c not in CIRCUITS:
+            parser.error(f"--circuits: unknown circuit {c!r}, expected {CIRCUITS}")
+    try:
+        import pennylane  # noqa: F401
+        import qiskit_aer  # noqa: F401
+    except ImportError as err:
+        msg = f'{err}: install the peers with pip install -e ".[bench]"'
+        raise SystemExit(msg) from None
+    # PennyLane's probs casts complex to real inside JAX; harmless, but noisy.
+    warnings.filterwarnings("ignore", message=".*[Cc]omplex.*")
+
+    versions = _versions()
+    start = time.perf_counter()
+    print(f"# bench_peers  {datetime.datetime.now().isoformat(timespec='seconds')}")
+    print(
+        f"# machine: {_cpu_model()}, nproc={os.cpu_count()}, jax backend "
+        f"{jax.default_backend()}, load average {os.getloadavg()}"
+    )
+    print("# " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print(
+        f"# layers={args.layers} repeats={args.repeats} pl_batch={args.pl_batch} "
+        f"min_s={args.min_s} cap_s={args.cap_s} "
+        f"peer_memory_mb={args.peer_memory_mb} seed={args.seed}"
+    )
+    bench = _Bench(args)
+    agreement = bench.agreement()  # 1. agree first (exits if not) ...
+    rows = [  # 2. ... then time
+        bench.time_row(circuit, k, g, quantity)
+        for circuit, k in bench.problems
+        for g in args.groups
+        for quantity in QUANTITIES
+    ]
+    _print_table(rows, bench)
+    print(
+        f"Total wall time {time.perf_counter() - start:.0f} s; load average now "
+        f"{os.getloadavg()}."
+    )
+    if args.json:
+        result = dict(args=vars(args), versions=versions, agreement=agreement)
+        with open(args.json, "w") as f:
+            json.dump(dict(result, rows=rows), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
