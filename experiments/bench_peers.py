@@ -29,10 +29,10 @@ How each framework computes them:
   dense ``S x S`` matrix); the phase is ``qml.DiagonalQubitUnitary``. Batched with
   ``jax.vmap`` over the qnode; gradients by ``jax.value_and_grad``.
   ``--pl-batch broadcast`` uses parameter broadcasting instead: at K = 8, G = 1024
-  it was slower relative to qselax on all four rows (e.g. HEA E 1.8x against
-  1.3x for vmap) and compiled QAOA 20x longer. ``default.qubit`` applies
-  ``DiagonalQubitUnitary`` as a dense ``S x S`` matrix, so groups run in chunks
-  that fit ``--peer-memory-mb``.
+  it was slower relative to qselax on all four rows (PL/qselax 1.8x, 2.2x, 66x,
+  28x against 1.3-1.6x, 1.6-2.1x, 37-43x, 17x with vmap) and compiled QAOA 20-30x
+  longer. ``default.qubit`` applies ``DiagonalQubitUnitary`` as a dense ``S x S``
+  matrix, so groups run in chunks that fit ``--peer-memory-mb``.
 * **Qiskit Aer** ``AerSimulator(method="statevector")`` in its default double
   precision (single precision was not faster here), reading ``save_probabilities``
   dotted with ``C``. HEA: one parameterised circuit, transpiled once, all groups
@@ -67,7 +67,7 @@ from one run. Usage (needs the ``bench`` extra, ``pip install -e ".[bench]"``)::
     python experiments/bench_peers.py [--quick] [--ks 8 12] [--groups 1 1024]
         [--layers 3] [--repeats 5] [--min-s 0.2] [--cap-s 2] [--json out.json]
 
-The full run takes about 12 minutes on a loaded 2-core CPU, ``--quick`` about 2.
+The full run takes about 10-12 minutes on a loaded 2-core CPU, ``--quick`` about 2.
 """
 
 from __future__ import annotations
