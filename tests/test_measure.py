@@ -25,7 +25,7 @@ from qselax.groups import flatten_masks, make_grouping
 from qselax.landscapes import make_engine
 from qselax.networks import MaskableMLP, activations, ones_masks, random_masks
 from qselax.selection import SelectConfig, select
-from qselax.solvers import anneal, make_solver, qaoa, vqe
+from qselax.solvers import anneal, grover, make_solver, qaoa, vqe
 from qselax.solvers.base import normalize_landscapes
 from qselax.solvers.measure import (
     advantages,
@@ -448,3 +448,44 @@ def test_bad_oracle_raises():
         SelectConfig(oracle="hardware").validate()
     with pytest.raises(ValueError, match="noise rate"):
         circuits.depolarizing_codes(jax.random.key(0), 1.5, (2,))
+
+
+def test_grover_noise_trajectories_average_to_the_density_matrix():
+    grover_module = importlib.import_module("qselax.solvers.grover")
+    signs = jnp.array([1.0, 1.0, 1.0, -1.0])
+    rate = 0.3
+    diffuser = 2 * np.full((4, 4), 0.25) - np.eye(4)
+    c = tc.DMCircuit(2)
+    for q in range(2):
+        c.h(q)
+    c.any(0, 1, unitary=np.diag(np.asarray(signs)) + 0j)
+    c.any(0, 1, unitary=diffuser + 0j)
+    for q in range(2):
+        c.depolarizing(q, px=rate / 3, py=rate / 3, pz=rate / 3)
+    expected = np.real(np.diag(np.asarray(c.densitymatrix())))
+    got = _enumerated(
+        lambda: jnp.square(
+            grover_module.grover_state(
+                signs, 1, noise_key=jax.random.key(0), noise_rate=rate
+            )
+        ),
+        rate,
+        (2,),
+    )
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_noisy_grover_search_runs_and_full_noise_loses_the_speed_up():
+    land = jax.random.normal(jax.random.key(0), (64, 2**6))
+    quiet = jax.jit(grover(6).solve)(jax.random.key(1), land, jnp.zeros(64, jnp.int32))
+    noisy = jax.jit(grover(6, noise=0.75).solve)(
+        jax.random.key(1), land, jnp.zeros(64, jnp.int32)
+    )
+    assert grover(6, noise=0.01).resources["noise"] == 0.01
+    best = np.asarray(land.argmin(-1))
+    # Fully depolarized rounds measure uniform states: GAS is then random search
+    # with the same number of measurements, which finds the optimum less often.
+    assert (np.asarray(quiet.index) == best).mean() >= 0.95
+    assert (np.asarray(noisy.index) == best).mean() < 0.9
+    with pytest.raises(ValueError, match="noise"):
+        grover(4, noise=1.5)

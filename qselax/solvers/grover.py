@@ -86,7 +86,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from qselax import circuits
 from qselax.circuits import MAX_QUBITS, tc
+from qselax.solvers import measure
 from qselax.solvers.base import Solver, SolveResult
 
 DIFFUSERS = ("reflection", "gates")
@@ -159,6 +161,7 @@ class _Config(NamedTuple):
     max_rounds: int
     lam: float
     diffuser: str
+    noise: float = 0.0
 
 
 # ---------------------------------------------------------------------------
@@ -224,6 +227,7 @@ def _resources(config: _Config) -> dict:
         "max_rounds": config.max_rounds,
         "lam": config.lam,
         "diffuser": config.diffuser,
+        "noise": config.noise,
         "diffuser_two_qubit_gates": diffuser_two_qubit_gates(k),
         # The oracle (a coherent network evaluation) counts as one layer; then the
         # H, X layers, the C^{K-1}Z gates scheduled one after another (they share
@@ -237,8 +241,9 @@ def _resources(config: _Config) -> dict:
     }
 
 
-def _make_config(k, max_rounds, lam, oracle_budget, diffuser) -> _Config:
+def _make_config(k, max_rounds, lam, oracle_budget, diffuser, noise=0.0) -> _Config:
     k = _check_k(k)
+    noise = measure.make_measurement(noise=noise).noise
     if isinstance(lam, bool) or not isinstance(lam, int | float | np.floating):
         raise ValueError(f"lam must be a number > 1, got {lam!r}")
     if not (math.isfinite(lam) and lam > 1):
@@ -251,7 +256,7 @@ def _make_config(k, max_rounds, lam, oracle_budget, diffuser) -> _Config:
     rounds = budget if max_rounds is None else _check_count("max_rounds", max_rounds)
     if diffuser not in DIFFUSERS:
         raise ValueError(f"diffuser must be one of {DIFFUSERS}, got {diffuser!r}")
-    return _Config(k, budget, rounds, float(lam), diffuser)
+    return _Config(k, budget, rounds, float(lam), diffuser, noise)
 
 
 def _check_landscapes(landscapes, num_qubits: int | None = None) -> jax.Array:
@@ -314,6 +319,16 @@ def _gate_diffuser(amps: jax.Array, num_qubits: int) -> jax.Array:
     return -jnp.real(c.state()).astype(jnp.float32)
 
 
+NOISE_STREAM = 0x6E6F  # fold_in tag of the noise keys (measurements use 0, 1, ...)
+
+
+def _depolarize(amps: jax.Array, key: jax.Array, config: _Config) -> jax.Array:
+    """A depolarizing trajectory step on every qubit (real amplitudes stay real:
+    ``Y = i X Z`` up to its global phase)."""
+    codes = circuits.depolarizing_codes(key, config.noise, (config.num_qubits,))
+    return circuits.apply_pauli_string(amps, codes, config.num_qubits)
+
+
 def _grover_step(amps: jax.Array, config: _Config) -> jax.Array:
     """The diffuser on an oracle-applied state ``O_y psi``."""
     if config.diffuser == "reflection":
@@ -325,6 +340,9 @@ def grover_state(
     signs: Float[Array, " S"],
     iterations: Int[Array, ""] | int,
     diffuser: str = "reflection",
+    *,
+    noise_key: jax.Array | None = None,
+    noise_rate: float = 0.0,
 ) -> Float[Array, " S"]:
     """Amplitudes of ``(D O)^r |+>^K`` for an oracle with diagonal ``signs``.
 
@@ -332,6 +350,8 @@ def grover_state(
         signs: ``(S,)`` oracle diagonal, ``±1`` (see :func:`threshold_signs`).
         iterations: ``r >= 0`` Grover iterations (may be traced).
         diffuser: ``"reflection"`` or ``"gates"`` (see the module notes).
+        noise_key: key of a depolarizing-noise trajectory (``None``: noiseless).
+        noise_rate: depolarizing probability per qubit after every iteration.
 
     Returns:
         ``(S,)`` float32 real amplitudes, qubit 0 the most significant bit.
@@ -347,15 +367,14 @@ def grover_state(
     size = signs.shape[-1]
     num_qubits = size.bit_length() - 1
     plus = jnp.full((size,), size**-0.5, jnp.float32)
-    if diffuser == "reflection":
+    noisy = noise_key is not None and circuits._check_rate(noise_rate) > 0
+    config = _Config(num_qubits, 1, 1, 2.0, diffuser, float(noise_rate))
 
-        def step(_, amps):
-            return _reflect(signs * amps)
-
-    else:
-
-        def step(_, amps):
-            return _gate_diffuser(signs * amps, num_qubits)
+    def step(i, amps):
+        amps = _grover_step(signs * amps, config)
+        if noisy:
+            amps = _depolarize(amps, jax.random.fold_in(noise_key, i), config)
+        return amps
 
     return jax.lax.fori_loop(0, iterations, step, plus)
 
@@ -493,8 +512,14 @@ def _search_one(
 
     def iterate(state: _GasState) -> _GasState:
         signs = threshold_signs(landscape, state.threshold)
+        amps = _grover_step(signs * state.amps, config)
+        if config.noise > 0:  # one depolarizing trajectory step per iteration
+            noise_key = jax.random.fold_in(
+                jax.random.fold_in(state.key, NOISE_STREAM), state.oracle_calls
+            )
+            amps = _depolarize(amps, noise_key, config)
         return state._replace(
-            amps=_grover_step(signs * state.amps, config),
+            amps=amps,
             oracle_calls=state.oracle_calls + 1,
             left=state.left - 1,
         )
@@ -567,6 +592,7 @@ def grover_search(
     lam: float = 6 / 5,
     oracle_budget: int | None = None,
     diffuser: str = "reflection",
+    noise: float = 0.0,
 ) -> GroverSearch:
     """Grover adaptive search on every group, with its statistics.
 
@@ -581,6 +607,9 @@ def grover_search(
         oracle_budget: Grover iterations per group (default Durr-Hoyer,
             :func:`default_oracle_budget`).
         diffuser: ``"reflection"`` (default) or ``"gates"`` (TensorCircuit gates).
+        noise: depolarizing probability per qubit after every Grover iteration
+            (quantum trajectories, see :func:`qselax.circuits.depolarizing_codes`;
+            each measurement is one shot of one trajectory).
 
     Returns:
         A :class:`GroverSearch` of ``(G,)`` arrays and ``(G, S)`` probabilities.
@@ -596,7 +625,7 @@ def grover_search(
     """
     landscapes = _check_landscapes(landscapes)
     k = landscapes.shape[-1].bit_length() - 1
-    config = _make_config(k, max_rounds, lam, oracle_budget, diffuser)
+    config = _make_config(k, max_rounds, lam, oracle_budget, diffuser, noise)
     return _search(key, landscapes, config)
 
 
@@ -607,6 +636,7 @@ def grover(
     lam: float = 6 / 5,
     oracle_budget: int | None = None,
     diffuser: str = "reflection",
+    noise: float = 0.0,
 ) -> Solver:
     """Builds the Grover adaptive search solver.
 
@@ -623,6 +653,7 @@ def grover(
         oracle_budget: Grover iterations per group (default
             ``ceil(22.5 sqrt(2^K) + 1.4 K^2)``).
         diffuser: ``"reflection"`` (default) or ``"gates"`` (TensorCircuit gates).
+        noise: depolarizing probability per qubit after every Grover iteration.
 
     Raises:
         ValueError: a setting out of range (named in the message).
@@ -632,7 +663,7 @@ def grover(
         >>> solver.resources["oracle_budget"], solver.resources["qubits"]
         (113, 4)
     """
-    config = _make_config(k, max_rounds, lam, oracle_budget, diffuser)
+    config = _make_config(k, max_rounds, lam, oracle_budget, diffuser, noise)
 
     def solve(
         key: jax.Array, landscapes: jax.Array, current: jax.Array, oracle=None
