@@ -3,8 +3,9 @@
 Two measurements on the default demo's network (digits, random signed-constant MLP
 64-256-10, fan-in groups, validation split of 359 samples, cross-entropy cost):
 
-``--part table``: the exact landscapes of ``--groups`` fan-in groups drawn at random
-(seeded) from all groups, at the demo's starting mask (all ones), for each K in
+``--part table``: the exact landscapes of ``--groups`` fan-in groups drawn at
+random (seeded) from all groups (``--landscapes random``: i.i.d. N(0, 1) costs
+instead, a structureless control), at the demo's starting mask (all ones), for each K in
 ``--k``; every registered solver at its default budget solves the same landscapes
 (plus ``vqe`` with a product ansatz, no entanglers, at the same budget).  Reported
 per solver: optimum rate (chosen bitstring attains the group's exhaustive minimum),
@@ -158,7 +159,12 @@ def part_table(args) -> dict:
     data, model = _demo(args.seed)
     out = {}
     for k in (int(v) for v in args.k.split(",")):
-        lands, total = sample_landscapes(model, data, k, args.groups, args.seed)
+        if args.landscapes == "random":  # i.i.d. N(0, 1) costs: no structure
+            key = jax.random.fold_in(jax.random.key(args.seed), k)
+            lands = np.asarray(jax.random.normal(key, (args.groups, 2**k)))
+            total = args.groups
+        else:
+            lands, total = sample_landscapes(model, data, k, args.groups, args.seed)
         flat = np.asarray(attains(lands.max(-1), lands.min(-1)))
         fit = fit_qubo(jnp.asarray(lands))
         kept = np.asarray(fit.ground_state_kept)
@@ -242,6 +248,12 @@ def main() -> None:
     parser.add_argument("--part", choices=("table", "shots"), default="table")
     parser.add_argument("--k", default="8,10,12", help="K values for --part table")
     parser.add_argument("--groups", type=int, default=256, help="groups per K")
+    parser.add_argument(
+        "--landscapes",
+        choices=("demo", "random"),
+        default="demo",
+        help="the demo network's fan-in landscapes, or i.i.d. N(0, 1) costs",
+    )
     parser.add_argument("--settings", help="comma-separated subset of shot settings")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="write the numbers to this JSON file")
