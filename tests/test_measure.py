@@ -489,3 +489,14 @@ def test_noisy_grover_search_runs_and_full_noise_loses_the_speed_up():
     assert (np.asarray(noisy.index) == best).mean() < 0.9
     with pytest.raises(ValueError, match="noise"):
         grover(4, noise=1.5)
+
+
+@pytest.mark.parametrize("name", sorted(qselax.solvers.SOLVERS))
+def test_every_solver_returns_the_cost_of_its_choice(name):
+    land = jax.random.normal(jax.random.key(0), (2, 8))
+    solver = make_solver(name, 3, **({"steps": 3} if name in ("vqe", "qaoa") else {}))
+    res = solver.solve(jax.random.key(1), land, jnp.zeros(2, jnp.int32))
+    chex.assert_shape(res.cost, (2,))
+    expected = np.asarray(land)[np.arange(2), np.asarray(res.index)]
+    np.testing.assert_allclose(np.asarray(res.cost), expected)
+    assert set(qselax.solvers.STANDARD_RESOURCES) <= set(solver.resources)

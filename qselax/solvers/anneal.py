@@ -45,7 +45,13 @@ from jaxtyping import Array, Float
 
 from qselax.entanglement import half_cut_entropy
 from qselax.solvers import measure
-from qselax.solvers.base import Solver, SolveResult, best_of, normalize_landscapes
+from qselax.solvers.base import (
+    Solver,
+    SolveResult,
+    best_of,
+    normalize_landscapes,
+    with_costs,
+)
 from qselax.solvers.qaoa import (
     _check_choice,
     _check_int,
@@ -326,4 +332,4 @@ def anneal(
         lookups = jnp.full((num_groups,), readout, jnp.int32)
         return SolveResult(index, top1, probs, lookups, entropy=entropy(params, normed))
 
-    return Solver("anneal", solve, resources)
+    return Solver("anneal", with_costs(solve), resources)

@@ -32,6 +32,9 @@ class SolveResult(NamedTuple):
             ``None``.
         entropy: ``(G,)`` half-cut entanglement entropy (bits) of each group's final
             noiseless state, or ``None`` where there is no state.
+        cost: ``(G,)`` cost of the chosen configuration ``index`` (filled in by
+            :func:`with_costs`, which every registered solver's ``solve`` passes
+            through).
     """
 
     index: jax.Array
@@ -41,6 +44,7 @@ class SolveResult(NamedTuple):
     oracle_calls: jax.Array | None = None
     shots: jax.Array | None = None
     entropy: jax.Array | None = None
+    cost: jax.Array | None = None
 
 
 class Solver(NamedTuple):
@@ -59,6 +63,23 @@ class Solver(NamedTuple):
     name: str
     solve: Callable[[jax.Array, jax.Array, jax.Array], SolveResult]
     resources: dict
+
+
+def with_costs(solve: Callable) -> Callable:
+    """Wraps a ``solve`` so that its result carries the chosen configurations' costs.
+
+    The cost of ``index`` is read off the landscape (with a finite-shot oracle it is
+    the same number: the network evaluated on that configuration).
+    """
+
+    def wrapped(key, landscapes, current, oracle=None) -> SolveResult:
+        res = solve(key, landscapes, current, oracle)
+        if res.cost is None:
+            cost = jnp.take_along_axis(landscapes, res.index[:, None], axis=-1)[:, 0]
+            res = res._replace(cost=cost)
+        return res
+
+    return wrapped
 
 
 def normalize_landscapes(landscapes: jax.Array) -> jax.Array:

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from qselax.solvers.base import Solver, SolveResult, best_of
+from qselax.solvers.base import Solver, SolveResult, best_of, with_costs
 
 __all__ = ["MAX_BITS", "default_sa_steps", "random_search", "sa"]
 
@@ -213,7 +213,7 @@ def sa(
         "t1": t1,
         "classical_lookups": restarts * (steps + 1),
     }
-    return Solver("sa", solve, resources)
+    return Solver("sa", with_costs(solve), resources)
 
 
 # ---------------------------------------------------------------------------
@@ -264,4 +264,4 @@ def random_search(k: int, *, samples: int | None = None) -> Solver:
         return SolveResult(index, index, None, lookups)
 
     resources = {"qubits": 0, "samples": samples, "classical_lookups": samples}
-    return Solver("random", solve, resources)
+    return Solver("random", with_costs(solve), resources)

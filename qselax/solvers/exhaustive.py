@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from qselax.solvers.base import Solver, SolveResult
+from qselax.solvers.base import Solver, SolveResult, with_costs
 
 
 def exhaustive(k: int) -> Solver:
@@ -23,4 +23,5 @@ def exhaustive(k: int) -> Solver:
         lookups = jnp.full(index.shape, landscapes.shape[-1], jnp.int32)
         return SolveResult(index, index, None, lookups)
 
-    return Solver("exhaustive", solve, {"qubits": 0, "classical_lookups": 2**k})
+    resources = {"qubits": 0, "classical_lookups": 2**k}
+    return Solver("exhaustive", with_costs(solve), resources)

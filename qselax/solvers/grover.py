@@ -89,7 +89,7 @@ from jaxtyping import Array, Float, Int
 from qselax import circuits
 from qselax.circuits import MAX_QUBITS, tc
 from qselax.solvers import measure
-from qselax.solvers.base import Solver, SolveResult
+from qselax.solvers.base import Solver, SolveResult, with_costs
 
 DIFFUSERS = ("reflection", "gates")
 
@@ -682,4 +682,4 @@ def grover(
             shots=out.lookups,
         )
 
-    return Solver("grover", solve, _resources(config))
+    return Solver("grover", with_costs(solve), _resources(config))

@@ -76,7 +76,13 @@ from qselax import circuits
 from qselax.circuits import tc
 from qselax.entanglement import half_cut_entropy
 from qselax.solvers import measure
-from qselax.solvers.base import Solver, SolveResult, best_of, normalize_landscapes
+from qselax.solvers.base import (
+    Solver,
+    SolveResult,
+    best_of,
+    normalize_landscapes,
+    with_costs,
+)
 from qselax.solvers.vqe import max_readout
 
 __all__ = [
@@ -798,4 +804,4 @@ def qaoa(
         lookups = jnp.full((num_groups,), readout, jnp.int32)
         return SolveResult(index, top1, probs, lookups, entropy=entropy(angles, normed))
 
-    return Solver("qaoa", solve, resources)
+    return Solver("qaoa", with_costs(solve), resources)

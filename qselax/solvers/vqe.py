@@ -29,7 +29,13 @@ import optax
 from qselax import circuits
 from qselax.entanglement import half_cut_entropy
 from qselax.solvers import measure
-from qselax.solvers.base import Solver, SolveResult, best_of, normalize_landscapes
+from qselax.solvers.base import (
+    Solver,
+    SolveResult,
+    best_of,
+    normalize_landscapes,
+    with_costs,
+)
 
 READOUTS = ("top", "sample")
 
@@ -179,4 +185,4 @@ def vqe(
         lookups = jnp.full((num_groups,), readout, jnp.int32)
         return SolveResult(index, top1, probs, lookups, entropy=entropy(params))
 
-    return Solver("vqe", solve, resources)
+    return Solver("vqe", with_costs(solve), resources)
