@@ -33,7 +33,7 @@ from flax import nnx
 
 import qselax
 from qselax.data import DATASETS, load_dataset
-from qselax.distill import COMPRESSIONS, DistillConfig, distill
+from qselax.distill import COMPRESSIONS, HIDDEN_WIDTHS, DistillConfig, distill
 from qselax.groups import GROUPINGS
 from qselax.landscapes import COSTS, METHODS
 from qselax.networks import INITS, MASK_LEVELS, count_weights, make_model, train_dense
@@ -77,6 +77,8 @@ DEFAULTS = {
     "teacher_hidden": "32",
     "width_factor": 4,
     "compression": "pool",
+    "hidden_width": "max",
+    "block_scale": True,
     "teacher_epochs": 100,
     "out": "runs/latest",
 }
@@ -160,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=COMPRESSIONS,
         help="distill: student output to teacher width (default pool)",
     )
+    a(
+        "--hidden-width",
+        choices=HIDDEN_WIDTHS,
+        help="distill: block hidden width f*max(t_prev, t) or f*t (default max)",
+    )
+    a(
+        "--no-block-scale",
+        dest="block_scale",
+        action="store_const",
+        const=False,
+        help="distill: raw block loss, without the least-squares block scale",
+    )
     a("--teacher-epochs", type=int, help="distill: teacher Adam epochs (100)")
     a("--out", help="output directory (default runs/latest)")
     a("--quiet", action="store_true", help="no progress bars")
@@ -234,6 +248,11 @@ def _check_distill(settings: dict) -> None:
         raise ValueError("--method distill runs sequential sweeps: drop --mode")
     if settings["evaluator"] != "auto":
         raise ValueError("--evaluator applies to --method direct only")
+    if settings["hidden_width"] not in HIDDEN_WIDTHS:
+        raise ValueError(
+            f"--hidden-width must be one of {HIDDEN_WIDTHS}, got "
+            f"{settings['hidden_width']!r}"
+        )
     if settings["compression"] not in COMPRESSIONS:
         raise ValueError(
             f"--compression must be one of {COMPRESSIONS}, got "
@@ -325,6 +344,8 @@ def _distill_config(settings: dict, solver: str) -> DistillConfig:
         teacher_epochs=settings["teacher_epochs"],
         memory_mb=settings["memory_mb"],
         val_samples=settings["val_samples"],
+        scale=bool(settings["block_scale"]),
+        hidden_width=settings["hidden_width"],
     )
 
 
@@ -542,6 +563,7 @@ def run_distill(settings: dict, *, progress: bool = True) -> dict:
             "val_accuracy": acc["val"],
             "student_test_accuracy": acc["test"],
             "block_losses": res.block_losses,
+            "block_scales": list(res.scales),
             "block_optimum_rates": res.block_optimum_rates,
             "optimum_rate": res.optimum_rate,
             "top1_optimum_rate": res.top1_optimum_rate,
@@ -557,6 +579,7 @@ def run_distill(settings: dict, *, progress: bool = True) -> dict:
             for j, m in enumerate(masks):
                 arrays[f"block{b}_layer{j}"] = np.asarray(m, np.uint8)
             arrays[f"block{b}_compression"] = np.asarray(res.projs[b])
+            arrays[f"block{b}_scale"] = np.asarray(res.scales[b], np.float32)
         _write_atomic(out / f"masks_{name}.npz", lambda f, m=arrays: np.savez(f, **m))
 
     from qselax.distill import student_forward

@@ -6,10 +6,12 @@ wider.  Student block ``i`` is two frozen random layers::
 
     h_i = act( relu(u_i @ (W_i0 * M_i0)) @ (W_i1 * M_i1) ) @ P_i     (B, t_i)
 
-with input ``u_0 = x`` and ``u_i = h_{i-1}`` (the masked student's own output of the
-previous block), hidden and output widths ``f * t_i``, ``act`` = ReLU on hidden blocks
-and the identity on the last one (its output are the logits), and ``P_i`` a fixed
-``(f t_i, t_i)`` *compression* to the teacher's width:
+with input ``u_0 = x`` and ``u_i = alpha_{i-1} h_{i-1}`` (the masked student's own
+output of the previous block, times its scale), output width ``f t_i``, hidden width
+``f max(t_{i-1}, t_i)`` (``hidden_width="max"``, default, ``t_{-1} = t_0``) or
+``f t_i`` (``"output"``), ``act`` = ReLU on hidden blocks and the identity on the last
+one (its output are the logits), and ``P_i`` a fixed ``(f t_i, t_i)`` *compression*
+to the teacher's width:
 
 * ``magnitude``: keep the ``t_i`` most active output units of the unmasked block
   (largest mean ``|unit|`` over the validation samples, given the block's actual
@@ -21,24 +23,40 @@ and the identity on the last one (its output are the logits), and ``P_i`` a fixe
   is matched by the mean of student units ``r f .. r f + f - 1``
   (``P_i[r f + q, r] = 1 / f``).
 
-Block ``i`` is selected to reproduce teacher layer ``i`` on the validation split:
-the block loss ``L_i(M_i) = mean_b || T_i[b] - h_i[b] ||_2`` with ``T_i`` the
-teacher's recorded output of layer ``i`` (ReLU activations, logits for the last
-layer).  The block's mask bits are split into K-bit groups by any core grouping
-(``fan_in``, ``block`` or ``neuron``, on the two-layer block network), each group's
-exact landscape is ``L_i`` over its ``2^K`` configurations with the rest of the block
-held fixed, groups are solved by any registered solver in sequential sweeps with the
-core's line-search acceptance (so ``L_i`` never rises), and blocks are selected in
-order.  Only the validation split is used for targets and selection; the test split
-is only scored.
+Block ``i`` is selected to reproduce teacher layer ``i`` on the validation split,
+*up to one scalar*: the block loss is
+
+    L_i(M_i) = mean_b || T_i[b] - alpha_i h_i[b] ||_2,
+    alpha_i = <T_i, h_i> / <h_i, h_i>     (sums over samples and units)
+
+with ``T_i`` the teacher's recorded output of layer ``i`` (ReLU activations, logits
+for the last layer) and ``alpha_i`` the closed-form least-squares scale of the
+configuration being scored (:func:`block_scale`; recomputed for every landscape
+entry).  A masked random block cannot reach a trained layer's activation scale by
+selection alone (on digits the all-ones ``U(-1, 1)`` student's best scale is about
+0.1, and pruning to shrink it wastes the selection), so the scale is factored out.
+It is no trained parameter of the classifier: the student is bias-free and
+ReLU is positively homogeneous, so the hidden scales (``>= 0``) only multiply the
+logits by their product, and the predicted classes are those of the masked
+subnetwork, with the logits negated when the last block's ``alpha`` is negative
+(reported in :attr:`Distillation.scales`).  ``scale=False`` gives the raw distance
+``mean_b || T_i[b] - h_i[b] ||_2``.
+
+The block's mask bits are split into K-bit groups by any core grouping (``fan_in``,
+``block`` or ``neuron``, on the two-layer block network), each group's exact landscape
+is ``L_i`` over its ``2^K`` configurations with the rest of the block held fixed,
+groups are solved by any registered solver in sequential sweeps with the core's line-
+search acceptance (so ``L_i`` never rises), and blocks are selected in order. Only the
+validation split is used for targets and selection; the test split is only scored.
 
 Landscapes are incremental, as in :mod:`qselax.landscapes`: a group in the block's
 first layer changes at most K columns of the hidden pre-activation, which updates the
 second layer's cached pre-activation by a rank-``|J|`` product; a group in the second
-layer changes at most K output units, which move the compressed output by
-``Δh_J @ P_i[J]``.  Groups run through ``lax.map(..., batch_size=chunk)`` with the
-chunk fixed up front by a memory budget.  Every block's sweep is one jitted function,
-compiled once and reused by every sweep.
+layer changes at most K output units, which move the compressed output by ``Δh_J @
+P_i[J]`` (with the scale, the whole compressed output is rebuilt from that update,
+since ``alpha`` reads every unit). Groups run through ``lax.map(...,
+batch_size=chunk)`` with the chunk fixed up front by a memory budget. Every block's
+sweep is one jitted function, compiled once and reused by every sweep.
 
 Example:
     >>> import jax
@@ -93,6 +111,7 @@ from qselax.solvers import SOLVERS, Solver, make_solver
 from qselax.sweeps import attains, line_search_accept
 
 COMPRESSIONS = ("magnitude", "pool")
+HIDDEN_WIDTHS = ("max", "output")
 
 
 # --------------------------------------------------------------------------- config
@@ -119,6 +138,10 @@ class DistillConfig:
         teacher_lr: the teacher's Adam learning rate.
         memory_mb: memory budget of one landscape chunk.
         val_samples: use only the first this-many validation samples (None: all).
+        scale: match every block up to its least-squares scale ``alpha_i``
+            (:func:`block_scale`); False: the raw L2 distance.
+        hidden_width: ``max`` (hidden layer of block ``i`` is ``f max(t_{i-1},
+            t_i)`` wide) or ``output`` (``f t_i``); see :func:`student_widths`.
     """
 
     teacher_hidden: tuple[int, ...] = (32,)
@@ -136,6 +159,8 @@ class DistillConfig:
     teacher_lr: float = 1e-3
     memory_mb: float = 512.0
     val_samples: int | None = None
+    scale: bool = True
+    hidden_width: str = "max"
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first bad field."""
@@ -145,6 +170,7 @@ class DistillConfig:
             "mask_level": MASK_LEVELS,
             "grouping": GROUPINGS,
             "solver": tuple(SOLVERS),
+            "hidden_width": HIDDEN_WIDTHS,
         }
         for name, options in choices.items():
             if getattr(self, name) not in options:
@@ -191,10 +217,20 @@ def teacher_widths(config: DistillConfig, num_classes: int) -> tuple[int, ...]:
 def student_widths(
     config: DistillConfig, in_features: int, num_classes: int
 ) -> tuple[tuple[int, int, int], ...]:
-    """``(in, hidden, out)`` widths of every student block (before compression)."""
+    """``(in, hidden, out)`` widths of every student block (before compression).
+
+    Block ``i`` maps its input (the features, or ``t_{i-1}``) to a hidden layer of
+    ``f t_i`` units (``hidden_width="output"``) or ``f max(t_{i-1}, t_i)`` units
+    (``"max"``, with ``t_{-1} = t_0``), then to ``f t_i`` output units.
+    """
     widths, fan_in = [], int(in_features)
-    for t in teacher_widths(config, num_classes):
-        widths.append((fan_in, config.width_factor * t, config.width_factor * t))
+    tw = teacher_widths(config, num_classes)
+    f = config.width_factor
+    for i, t in enumerate(tw):
+        hidden = f * t
+        if config.hidden_width == "max":
+            hidden = f * max(tw[max(i - 1, 0)], t)
+        widths.append((fan_in, hidden, f * t))
         fan_in = t
     return tuple(widths)
 
@@ -408,9 +444,32 @@ def block_forward(
     return z0, h0, z1, h1 @ arrays.proj
 
 
-def block_loss(out: jax.Array, target: jax.Array) -> jax.Array:
-    """``(..., B, t), (B, t) -> (...)``: mean over samples of the L2 distance."""
+def block_scale(out: jax.Array, target: jax.Array) -> jax.Array:
+    """``(..., B, t), (B, t) -> (...)``: the least-squares block scale ``alpha``.
+
+    ``alpha = <T, h> / <h, h>`` over all samples and units (``0`` when the output is
+    identically zero): the scalar that minimises ``sum_b ||T_b - alpha h_b||^2``.
+    On a hidden block both ``T`` and ``h`` are ReLU outputs, so ``alpha >= 0``; on
+    the last block (logits) it may be negative.  It is not clamped at 0, which
+    would leave a flat landscape (every configuration scoring ``mean_b ||T_b||``)
+    whenever the random logits start anti-correlated with the teacher's.
+    """
     target = target.reshape((1,) * (out.ndim - target.ndim) + target.shape)
+    th = jnp.sum(out * target, axis=(-2, -1))
+    hh = jnp.sum(jnp.square(out), axis=(-2, -1))
+    return jnp.where(hh > 0, th / jnp.where(hh > 0, hh, 1.0), 0.0)
+
+
+def block_loss(out: jax.Array, target: jax.Array, scale: bool = False) -> jax.Array:
+    """``(..., B, t), (B, t) -> (...)``: mean over samples of the L2 distance.
+
+    With ``scale``, the output is first multiplied by its :func:`block_scale`
+    ``alpha``: ``mean_b ||T_b - alpha h_b||_2`` (the block is matched up to one
+    non-negative scalar).
+    """
+    target = target.reshape((1,) * (out.ndim - target.ndim) + target.shape)
+    if scale:
+        out = out * block_scale(out, target)[..., None, None]
     return jnp.mean(jnp.sqrt(jnp.sum(jnp.square(out - target), axis=-1)), axis=-1)
 
 
@@ -419,11 +478,15 @@ def student_forward(
     projs: Sequence,
     masks: Sequence[Masks] | None,
     x: jax.Array,
+    scales: Sequence[float] | None = None,
 ) -> jax.Array:
     """The compressed student's logits ``(B, C)`` through the block networks.
 
     Block ``i`` runs :func:`qselax.networks.apply_masked` of its two-layer network,
-    ReLU (hidden blocks), then the compression ``projs[i]``.
+    ReLU (hidden blocks), the compression ``projs[i]``, then the block scale
+    ``scales[i]`` (default 1).  The student is bias-free and ReLU is positively
+    homogeneous, so non-negative scales only multiply the logits by their product:
+    the predicted classes are those of the plain masked subnetwork.
     """
     h = jnp.asarray(x).reshape(x.shape[0], -1)
     for i, block in enumerate(student.blocks):
@@ -432,6 +495,8 @@ def student_forward(
         if i < student.num_blocks - 1:
             out = jax.nn.relu(out)
         h = out @ jnp.asarray(projs[i])
+        if scales is not None:
+            h = h * scales[i]
     return h
 
 
@@ -558,7 +623,7 @@ def make_plans(
             arrays.update(
                 cols=local, assign=np.eye(k, dtype=np.float32)[None] * valid[..., None]
             )
-        widest = max(n_used if l == 0 else k, k)
+        widest = max(n_used if l == 0 else proj.shape[1], k)
         nbytes = 2**k * num_samples * widest * 4 * 4
         chunk = max(1, min(stop - start, int(memory_mb * 2**20) // nbytes))
         plans.append(Plan(l, arrays, int(chunk)))
@@ -589,7 +654,12 @@ def compression_parts(proj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_block_landscapes(
-    level: str, k: int, last: bool, shapes: tuple[tuple[int, ...], ...]
+    level: str,
+    k: int,
+    last: bool,
+    shapes: tuple[tuple[int, ...], ...],
+    *,
+    scale: bool = False,
 ):
     """The exact block-loss landscapes of some groups of one layer of a block.
 
@@ -633,14 +703,21 @@ def make_block_landscapes(
                     dh = jnp.einsum("sk,bk,kc->sbc", d, a, g["assign"])
                 z1n = z1_used[None] + jnp.einsum("sbc,cn->sbn", dh, w1_used[g["cols"]])
                 s_, b_ = z1n.shape[:2]
-                new = jnp.sum(act(z1n).reshape(s_, b_, t, f) * weight[None, None], axis=-1)
-                return block_loss(new, target)
+                new = jnp.sum(
+                    act(z1n).reshape(s_, b_, t, f) * weight[None, None], axis=-1
+                )
+                return block_loss(new, target, scale)
             contrib = h0[:, g["rows"]] * arrays.w1[g["rows"], g["bitcols"]][None]
             dz = jnp.einsum("sk,bk,kc->sbc", d, contrib, g["assign"])
             z_j = z1[:, g["cols"]]
             dh = act(z_j[None] + dz) - act(z_j)[None]  # (S, B, Kc)
             # Kr distinct teacher units of the group; tassign carries the weights.
             delta = jnp.einsum("sbc,cr->sbr", dh, g["tassign"])
+            if scale:
+                # The scale reads every unit: rebuild the whole compressed output.
+                onehot = jax.nn.one_hot(g["tunits"], t) * g["tvalid"][:, None]
+                new = out[None] + jnp.einsum("sbr,rt->sbt", delta, onehot)
+                return block_loss(new, target, True)
             r = resid[:, g["tunits"]] * g["tvalid"][None, :]  # (B, Kr)
             new_sq = (
                 sq[None]
@@ -713,6 +790,7 @@ def make_block_sweep(
     last: bool,
     shapes: tuple[tuple[int, ...], ...],
     block_size: int,
+    scale: bool = False,
 ):
     """One sequential sweep over a block's groups: a pure, jittable function.
 
@@ -726,14 +804,14 @@ def make_block_sweep(
         ``sweep(arrays, state, u, target) -> (state, BlockInfo)``.
     """
     k = plans[0].arrays["index"].shape[1]
-    landscapes = make_block_landscapes(level, k, last, shapes)
+    landscapes = make_block_landscapes(level, k, last, shapes, scale=scale)
     blocked = [(_blocked(p.arrays, block_size), p) for p in plans]
 
     def loss_of(arrays, flat, u, target):
         out = block_forward(
             arrays, unflatten_masks(flat, shapes), u, level=level, last=last
         )[-1]
-        return block_loss(out, target)
+        return block_loss(out, target, scale)
 
     def sweep(arrays: BlockArrays, state: BlockState, u, target):
         key, sub = jax.random.split(state.key)
@@ -795,6 +873,8 @@ class Distillation(NamedTuple):
     Attributes:
         masks: per block, its mask pytree (two arrays at weight level).
         projs: per block, the ``(f t_i, t_i)`` compression matrix.
+        scales: per block, its least-squares scale ``alpha_i`` after selection
+            (1 without ``config.scale``).
         student: the random student.
         teacher: the trained teacher.
         blocks: per block, a dict: ``initial_loss`` (all-ones mask), ``loss``
@@ -816,6 +896,7 @@ class Distillation(NamedTuple):
 
     masks: tuple[Masks, ...]
     projs: tuple[np.ndarray, ...]
+    scales: tuple[float, ...]
     student: Student
     teacher: Teacher
     blocks: list[dict]
@@ -899,7 +980,7 @@ def distill(
 
     targets = teacher_targets(teacher, x_val)
     u = jnp.asarray(x_val)
-    masks_out, projs, blocks = [], [], []
+    masks_out, projs, blocks, scales = [], [], [], []
     compile_s = run_s = 0.0
     all_opt, all_top1 = [], []
     total_evals = total_lookups = 0
@@ -926,6 +1007,7 @@ def distill(
             last=last,
             shapes=grouping.shapes,
             block_size=config.block_size,
+            scale=config.scale,
         )
         target = jnp.asarray(targets[i])
         state = BlockState(
@@ -940,6 +1022,7 @@ def distill(
             block_loss(
                 block_forward(arrays, ones, u, level=config.mask_level, last=last)[-1],
                 target,
+                config.scale,
             )
         )
         history, opt, top1, nontrivial, lookups = [], [], [], [], 0
@@ -996,8 +1079,12 @@ def distill(
         run_s += block_run
         masks_out.append(masks)
         projs.append(proj)
-        # The next block reads this block's own masked, compressed output.
-        u = block_forward(arrays, masks, u, level=config.mask_level, last=last)[-1]
+        # The next block reads this block's own masked, compressed (scaled) output.
+        out = block_forward(arrays, masks, u, level=config.mask_level, last=last)[-1]
+        alpha = float(block_scale(out, target)) if config.scale else 1.0
+        blocks[-1]["scale"] = alpha
+        scales.append(alpha)
+        u = out * alpha
     bar.close()
 
     def scores(fn):
@@ -1008,7 +1095,9 @@ def distill(
 
     graphdef, weights = nnx.split(teacher.model)
     teacher_fn = jax.jit(lambda x: apply_masked(graphdef, weights, None, x))
-    student_fn = jax.jit(lambda x: student_forward(student, projs, masks_out, x))
+    student_fn = jax.jit(
+        lambda x: student_forward(student, projs, masks_out, x, scales)
+    )
     resources = dict(solver.resources)
     resources.update(
         groups=int(sum(b["groups"] for b in blocks)),
@@ -1019,6 +1108,7 @@ def distill(
     return Distillation(
         masks=tuple(masks_out),
         projs=tuple(projs),
+        scales=tuple(scales),
         student=student,
         teacher=teacher,
         blocks=blocks,
@@ -1044,6 +1134,6 @@ def direct_hidden(config: DistillConfig, num_classes: int) -> tuple[int, ...]:
     network of the student's size.
     """
     widths = []
-    for t in teacher_widths(config, num_classes):
-        widths += [config.width_factor * t, config.width_factor * t]
+    for _, hidden, out in student_widths(config, 1, num_classes):
+        widths += [hidden, out]
     return tuple(widths[:-1])

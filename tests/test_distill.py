@@ -14,6 +14,8 @@ from qselax.distill import (
     block_arrays,
     block_forward,
     block_grouping,
+    block_loss,
+    block_scale,
     check_memory,
     compression_matrix,
     compression_parts,
@@ -111,11 +113,50 @@ def _tiny_block(compression, last):
     return block, u, target, w0, w1, proj
 
 
+def _hand_loss(target, out, scale):
+    """mean_b ||T_b - alpha h_b||_2, alpha = <T, h> / <h, h> (1 without scale)."""
+    alpha = np.sum(target * out) / np.sum(out * out) if scale else 1.0
+    return np.mean(np.linalg.norm(target - alpha * out, axis=-1))
+
+
+def test_block_scale_is_least_squares_and_scale_free():
+    rng = np.random.default_rng(3)
+    out = rng.normal(size=(6, 3)).astype(np.float32)
+    target = rng.normal(size=(6, 3)).astype(np.float32)
+    alpha = float(block_scale(jnp.asarray(out), jnp.asarray(target)))
+    np.testing.assert_allclose(alpha, np.sum(out * target) / np.sum(out**2), 1e-5)
+    # alpha minimises the squared error over all scalars (either sign)
+    grid = np.linspace(-3, 3, 601)
+    sq = [np.sum((target - a * out) ** 2) for a in grid]
+    assert np.sum((target - alpha * out) ** 2) <= min(sq) + 1e-5
+    # the scaled loss ignores any non-zero rescaling of the student output
+    for c in (0.01, 7.0, -2.0):
+        np.testing.assert_allclose(
+            block_loss(jnp.asarray(c * out), jnp.asarray(target), True),
+            _hand_loss(target, out, True),
+            rtol=1e-5,
+        )
+    np.testing.assert_allclose(
+        block_loss(jnp.asarray(out), jnp.asarray(target)),
+        _hand_loss(target, out, False),
+        rtol=1e-5,
+    )
+    # an all-zero output has scale 0 (loss = mean target norm), never NaN
+    zero = jnp.zeros((6, 3))
+    assert float(block_scale(zero, jnp.asarray(target))) == 0.0
+    np.testing.assert_allclose(
+        block_loss(zero, jnp.asarray(target), True),
+        np.mean(np.linalg.norm(target, axis=-1)),
+        rtol=1e-5,
+    )
+
+
 @pytest.mark.parametrize("jit", [True, False], ids=["jit", "nojit"])
 @pytest.mark.parametrize("compression", ["pool", "magnitude"])
 @pytest.mark.parametrize("last", [False, True])
-def test_landscapes_match_hand_block_loss(compression, last, jit):
-    """Every landscape entry equals mean_b ||T_b - compress(block_b)||_2 by hand."""
+@pytest.mark.parametrize("scale", [True, False], ids=["scale", "raw"])
+def test_landscapes_match_hand_block_loss(compression, last, jit, scale):
+    """Every landscape entry equals mean_b ||T_b - alpha compress(block_b)||_2."""
     block, u, target, w0, w1, proj = _tiny_block(compression, last)
     config = DistillConfig(k=3, compression=compression)
     grouping = block_grouping(block, config, proj)
@@ -125,7 +166,7 @@ def test_landscapes_match_hand_block_loss(compression, last, jit):
     m0 = (rng.random(w0.shape) < 0.7).astype(np.float32)
     m1 = (rng.random(w1.shape) < 0.7).astype(np.float32)
     flat = np.concatenate([m0.ravel(), m1.ravel()])
-    fn = make_block_landscapes("weight", 3, last, grouping.shapes)
+    fn = make_block_landscapes("weight", 3, last, grouping.shapes, scale=scale)
     bits = np.asarray(index_bits(jnp.arange(8), 3), np.float32)
     for plan in plans:
 
@@ -146,7 +187,7 @@ def test_landscapes_match_hand_block_loss(compression, last, jit):
                 f[idx[ok]] = bits[s][ok]
                 a0, a1 = f[: m0.size].reshape(m0.shape), f[m0.size :].reshape(m1.shape)
                 out = _np_block(w0, w1, a0, a1, proj, u, last)
-                hand = np.mean(np.linalg.norm(target - out, axis=-1))
+                hand = _hand_loss(target, out, scale)
                 np.testing.assert_allclose(got[g, s], hand, rtol=2e-5, atol=2e-5)
 
 
@@ -167,7 +208,11 @@ def test_magnitude_drops_groups_that_cannot_matter():
 
 
 def test_student_shapes_and_all_ones_forward():
-    config = DistillConfig(teacher_hidden=(5, 3), width_factor=2)
+    wide = DistillConfig(teacher_hidden=(5, 3), width_factor=2)
+    # hidden_width="max": block i's hidden layer is f max(t_{i-1}, t_i) wide
+    assert student_widths(wide, 4, 2) == ((4, 10, 10), (5, 10, 6), (3, 6, 4))
+    assert direct_hidden(wide, 2) == (10, 10, 10, 6, 6)
+    config = DistillConfig(teacher_hidden=(5, 3), width_factor=2, hidden_width="output")
     student = make_student(jax.random.key(0), 4, 2, config)
     assert student_widths(config, 4, 2) == ((4, 10, 10), (5, 6, 6), (3, 4, 4))
     assert [b.widths for b in student.blocks] == [(4, 10, 10), (5, 6, 6), (3, 4, 4)]
@@ -186,6 +231,10 @@ def test_student_shapes_and_all_ones_forward():
     chex.assert_shape(got, (7, 2))
     np.testing.assert_allclose(got, h, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(student_forward(student, projs, None, x), h, 1e-5, 1e-5)
+    # block scales: hidden ones (>= 0) pass through ReLU, the product scales logits
+    scales = [0.5, 2.0, -3.0]
+    got = student_forward(student, projs, ones, x, scales)
+    np.testing.assert_allclose(got, -3.0 * h, rtol=1e-4, atol=1e-4)
 
 
 def test_block_forward_matches_networks_apply():
@@ -216,6 +265,9 @@ def test_exhaustive_sweeps_decrease_block_losses(run):
     for i, m in enumerate(run.masks):
         assert tuple(x.shape for x in m) == tuple(mask_shapes(run.student.blocks[i]))
     chex.assert_shape(run.projs[0], (8, 4))
+    # one least-squares scale per block; the hidden block's is non-negative
+    assert len(run.scales) == 2 and run.scales[0] >= 0.0
+    assert [b["scale"] for b in run.blocks] == list(run.scales)
 
 
 def test_block_sweep_compiles_once(iris):
@@ -282,6 +334,7 @@ def test_vqe_runs_through_the_solver_interface(iris):
         ({"grouping": "neuron"}, "mask_level"),
         ({"val_samples": 0}, "val_samples"),
         ({"teacher_lr": 0.0}, "teacher_lr"),
+        ({"hidden_width": "wide"}, "hidden_width"),
     ],
 )
 def test_bad_config(iris, changes, match):

@@ -31,16 +31,24 @@ from qselax.distill import DistillConfig, direct_hidden, make_student, make_teac
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """One experiment: data, network sizes and selection budget."""
+    """One experiment: data, network sizes and selection budget.
+
+    ``direct_max_sweeps``: 0 gives direct selection the sweeps that match the
+    distillation budget; ``n > 0`` caps them at ``n`` (its evaluations are
+    recorded); ``-1`` skips direct selection.
+    """
 
     dataset: str = "digits"
     max_train: int | None = None
     teacher_hidden: tuple[int, ...] = (32,)
-    width_factor: int = 2
+    width_factor: int = 8
     init: str = "uniform"
     k: int = 6
-    sweeps: int = 3
+    sweeps: int = 8
     block_size: int = 16
+    scale: int = 1
+    hidden_width: str = "max"
+    direct_max_sweeps: int = 0
     val_samples: int | None = None
     vqe_steps: int = 100
     vqe_layers: int = 3
@@ -64,6 +72,8 @@ def run_seed(cfg: Config, seed: int, compressions, solvers, out):
         sweeps=cfg.sweeps,
         block_size=cfg.block_size,
         val_samples=cfg.val_samples,
+        scale=bool(cfg.scale),
+        hidden_width=cfg.hidden_width,
     )
     teacher = make_teacher(t_key, data, base)
     in_features = math.prod(data.feature_shape)
@@ -95,6 +105,7 @@ def run_seed(cfg: Config, seed: int, compressions, solvers, out):
                 "test": res.accuracy["student"]["test"],
                 "val": res.accuracy["student"]["val"],
                 "block_losses": res.block_losses,
+                "scales": list(res.scales),
                 "initial_losses": [b["initial_loss"] for b in res.blocks],
                 "block_optimum_rates": res.block_optimum_rates,
                 "optimum_rate": res.optimum_rate,
@@ -104,6 +115,8 @@ def run_seed(cfg: Config, seed: int, compressions, solvers, out):
             print(json.dumps(row), flush=True)
             out.write(json.dumps(row) + "\n")
             out.flush()
+    if cfg.direct_max_sweeps < 0:
+        return
     hidden = direct_hidden(base, data.num_classes)
     model = qselax.make_model(
         "mlp", data.feature_shape, data.num_classes, hidden=hidden, init=cfg.init,
@@ -113,6 +126,8 @@ def run_seed(cfg: Config, seed: int, compressions, solvers, out):
     graphdef, weights = nnx.split(model)
     for name in solvers:
         sweeps = max(1, round(budget[name] / (groups * 2**cfg.k)))
+        if cfg.direct_max_sweeps > 0:
+            sweeps = min(sweeps, cfg.direct_max_sweeps)
         config = qselax.SelectConfig(
             k=cfg.k,
             solver=name,
@@ -156,8 +171,9 @@ def table(path: str) -> str:
 
     lines = [
         "| method | solver | seeds | student test acc | teacher test acc | gap (pts) "
-        "| block losses (initial → final) | optimum rate | landscape evals |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| block losses (initial → final) | block scales abs(α) | optimum rate "
+        "| landscape evals |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (method, solver), rs in sorted(cells.items()):
         gap = [100 * (r["teacher_test"] - r["test"]) for r in rs]
@@ -168,11 +184,17 @@ def table(path: str) -> str:
                 + ms([r["block_losses"][i] for r in rs], "{:.2f}")
                 for i in range(nb)
             )
+            sc = np.asarray([r.get("scales", [1.0] * nb) for r in rs], float)
+            scales = "; ".join(
+                ms(np.abs(sc[:, i]), "{:.3f}") + f" ({int(np.sum(sc[:, i] < 0))} neg)"
+                for i in range(nb)
+            )
         else:
-            losses = "–"
+            losses = scales = "–"
         lines.append(
             f"| {method} | {solver} | {len(rs)} | {ms([r['test'] for r in rs])} | "
-            f"{ms([r['teacher_test'] for r in rs])} | {ms(gap, '{:.1f}')} | {losses} | "
+            f"{ms([r['teacher_test'] for r in rs])} | {ms(gap, '{:.1f}')} | "
+            f"{losses} | {scales} | "
             f"{ms([r['optimum_rate'] for r in rs])} | "
             f"{int(np.mean([r['landscape_evals'] for r in rs])):,} |"
         )
@@ -187,7 +209,7 @@ def main() -> None:
     p.add_argument("--solvers", nargs="+", default=["exhaustive", "vqe"])
     p.add_argument("--out", default="experiments/distillation/results.jsonl")
     for f in dataclasses.fields(Config):
-        kind = int if f.name != "dataset" and f.name != "init" else str
+        kind = str if f.name in ("dataset", "init", "hidden_width") else int
         if f.name == "teacher_hidden":
             p.add_argument("--teacher-hidden", type=int, nargs="+", default=None)
             continue
