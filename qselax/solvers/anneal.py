@@ -277,36 +277,22 @@ def anneal(
 
             return jax.vmap(one, in_axes=(axis, 0, 0))(params, normed, keys)
 
-        oracle = measure.lookup_oracle(landscapes) if oracle is None else oracle
-        common = dict(landscapes=normed, oracle=oracle, measurement=m)
         params = None
-        tuned = 0
         if learn_schedule:
             params = jnp.broadcast_to(jnp.asarray(start), (num_groups, len(start)))
-            params = measure.optimise(
-                run_key,
-                params,
-                probs_fn,
-                steps=schedule_steps,
-                optimizer=opt,
-                **common,
-            )
-            tuned = schedule_steps
-        common["landscapes"] = landscapes
-        index, top1, probs, lookups, used = measure.read_out(
-            read_key, params, probs_fn, readout=readout, **common
-        )
-        shots_used = None
-        if m.shots is not None:  # every training shot's cost was evaluated
-            lookups = lookups + tuned * m.shots
-            shots_used = used + tuned * m.shots
-        return SolveResult(
-            index,
-            top1,
-            probs,
-            lookups,
-            shots=shots_used,
-            entropy=entropy(params, normed),
+        return measure.solve_measured(
+            run_key,
+            read_key,
+            params,
+            probs_fn,
+            landscapes=landscapes,
+            normed=normed,
+            oracle=oracle,
+            steps=schedule_steps if learn_schedule else 0,
+            optimizer=opt,
+            readout=readout,
+            measurement=m,
+            entropy=lambda p: entropy(p, normed),
         )
 
     def solve(

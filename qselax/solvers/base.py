@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class SolveResult(NamedTuple):
@@ -63,6 +64,15 @@ class Solver(NamedTuple):
     name: str
     solve: Callable[[jax.Array, jax.Array, jax.Array], SolveResult]
     resources: dict
+
+
+def check_count(name: str, value) -> int:
+    """``value`` as an int ``>= 1``, else a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
 
 
 def with_costs(solve: Callable) -> Callable:

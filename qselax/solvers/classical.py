@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from qselax.solvers.base import Solver, SolveResult, best_of, with_costs
+from qselax.solvers.base import Solver, SolveResult, best_of, check_count, with_costs
 
 __all__ = ["MAX_BITS", "default_sa_steps", "random_search", "sa"]
 
@@ -51,14 +51,6 @@ def _check_k(k) -> int:
             f"bytes per group ({4 * 2.0 ** min(int(k), 64):.3g} B here)"
         )
     return int(k)
-
-
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 def _check_temperature(name: str, value) -> float:
@@ -96,7 +88,7 @@ def default_sa_steps(k: int, restarts: int = 1) -> int:
         >>> default_sa_steps(8), default_sa_steps(8, restarts=4)
         (64, 16)
     """
-    return max(1, 2 ** _check_k(k) // (4 * _check_count("restarts", restarts)))
+    return max(1, 2 ** _check_k(k) // (4 * check_count("restarts", restarts)))
 
 
 def _anneal_chain(
@@ -171,9 +163,9 @@ def sa(
         (15, 33)
     """
     k = _check_k(k)
-    restarts = _check_count("restarts", restarts)
+    restarts = check_count("restarts", restarts)
     steps = (
-        default_sa_steps(k, restarts) if steps is None else _check_count("steps", steps)
+        default_sa_steps(k, restarts) if steps is None else check_count("steps", steps)
     )
     t0 = 1.0 if t0 is None else _check_temperature("t0", t0)
     t1 = 0.01 if t1 is None else _check_temperature("t1", t1)
@@ -241,9 +233,7 @@ def random_search(k: int, *, samples: int | None = None) -> Solver:
         ('random', 16)
     """
     k = _check_k(k)
-    samples = (
-        max(1, 2**k // 16) if samples is None else _check_count("samples", samples)
-    )
+    samples = max(1, 2**k // 16) if samples is None else check_count("samples", samples)
     size = 2**k
 
     def solve(

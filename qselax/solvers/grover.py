@@ -89,7 +89,7 @@ from jaxtyping import Array, Float, Int
 from qselax import circuits
 from qselax.circuits import MAX_QUBITS, tc
 from qselax.solvers import measure
-from qselax.solvers.base import Solver, SolveResult, with_costs
+from qselax.solvers.base import Solver, SolveResult, check_count, with_costs
 
 DIFFUSERS = ("reflection", "gates")
 
@@ -179,14 +179,6 @@ def _check_k(k) -> int:
     return int(k)
 
 
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def default_oracle_budget(k: int) -> int:
     """Durr-Hoyer budget ``ceil(22.5 sqrt(S) + 1.4 log2(S)^2)`` for ``S = 2^K``.
 
@@ -251,9 +243,9 @@ def _make_config(k, max_rounds, lam, oracle_budget, diffuser, noise=0.0) -> _Con
     budget = (
         default_oracle_budget(k)
         if oracle_budget is None
-        else _check_count("oracle_budget", oracle_budget)
+        else check_count("oracle_budget", oracle_budget)
     )
-    rounds = budget if max_rounds is None else _check_count("max_rounds", max_rounds)
+    rounds = budget if max_rounds is None else check_count("max_rounds", max_rounds)
     if diffuser not in DIFFUSERS:
         raise ValueError(f"diffuser must be one of {DIFFUSERS}, got {diffuser!r}")
     return _Config(k, budget, rounds, float(lam), diffuser, noise)

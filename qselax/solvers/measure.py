@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from qselax.solvers.base import SolveResult
+
 __all__ = [
     "Measurement",
     "Oracle",
@@ -49,6 +51,7 @@ __all__ = [
     "optimise",
     "read_out",
     "sample_configs",
+    "solve_measured",
 ]
 
 Oracle = Callable[[jax.Array], jax.Array]
@@ -320,3 +323,65 @@ def read_out(
     index = jnp.take_along_axis(candidates, pick[:, None], axis=-1)[:, 0]
     lookups = jnp.full((index.shape[0],), readout, jnp.int32)
     return index, top1, probs, lookups, shots
+
+
+def solve_measured(
+    run_key: jax.Array,
+    read_key: jax.Array,
+    params,
+    probs_fn: Callable,
+    *,
+    landscapes: jax.Array,
+    normed: jax.Array,
+    oracle: Oracle | None,
+    steps: int,
+    optimizer: optax.GradientTransformation,
+    readout: int,
+    measurement: Measurement,
+    entropy: Callable,
+) -> SolveResult:
+    """A variational solver's whole measured solve: :func:`optimise` (if
+    ``steps > 0``), :func:`read_out`, and the accounting of shots and costs.
+
+    Args:
+        run_key, read_key: keys of the optimisation and of the readout.
+        params: initial circuit parameters (``None`` for a circuit without any).
+        probs_fn: as for :func:`optimise`.
+        landscapes: ``(G, S)`` raw costs (readout; default oracle).
+        normed: ``(G, S)`` normalised costs (exact-mode training).
+        oracle: cost oracle, ``None`` for look-ups in ``landscapes``.
+        steps, optimizer: the optimisation.
+        readout: configurations evaluated at readout.
+        measurement: exact or shots, noise.
+        entropy: ``params -> (G,)`` half-cut entropy of the final noiseless states.
+    """
+    m = measurement
+    oracle = lookup_oracle(landscapes) if oracle is None else oracle
+    if steps:
+        params = optimise(
+            run_key,
+            params,
+            probs_fn,
+            landscapes=normed,
+            oracle=oracle,
+            steps=steps,
+            optimizer=optimizer,
+            measurement=m,
+        )
+    index, top1, probs, lookups, shots = read_out(
+        read_key,
+        params,
+        probs_fn,
+        landscapes=landscapes,
+        oracle=oracle,
+        readout=readout,
+        measurement=m,
+    )
+    if m.shots is None:
+        shots = None
+    else:  # every training shot's cost was evaluated by the oracle
+        lookups = lookups + steps * m.shots
+        shots = shots + steps * m.shots
+    return SolveResult(
+        index, top1, probs, lookups, shots=shots, entropy=entropy(params)
+    )

@@ -762,27 +762,19 @@ def qaoa(
                 in_axes=(axis, 0, 0),
             )(a, normed, keys)
 
-        oracle = measure.lookup_oracle(landscapes) if oracle is None else oracle
-        common = dict(landscapes=normed, oracle=oracle, measurement=m)
-        if steps:
-            angles = measure.optimise(
-                run_key, angles, probs_fn, steps=steps, optimizer=opt, **common
-            )
-        common["landscapes"] = landscapes
-        index, top1, probs, lookups, used = measure.read_out(
-            read_key, angles, probs_fn, readout=readout, **common
-        )
-        shots_used = None
-        if m.shots is not None:  # every training shot's cost was evaluated
-            lookups = lookups + steps * m.shots
-            shots_used = used + steps * m.shots
-        return SolveResult(
-            index,
-            top1,
-            probs,
-            lookups,
-            shots=shots_used,
-            entropy=entropy(angles, normed),
+        return measure.solve_measured(
+            run_key,
+            read_key,
+            angles,
+            probs_fn,
+            landscapes=landscapes,
+            normed=normed,
+            oracle=oracle,
+            steps=steps,
+            optimizer=opt,
+            readout=readout,
+            measurement=m,
+            entropy=lambda a: entropy(a, normed),
         )
 
     def solve(

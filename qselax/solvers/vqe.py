@@ -143,33 +143,19 @@ def vqe(
         normed = normalize_landscapes(landscapes)
         if not m.exact:
             init_key, run_key = jax.random.split(init_key)
-            oracle = measure.lookup_oracle(landscapes) if oracle is None else oracle
-            params = measure.optimise(
+            return measure.solve_measured(
                 run_key,
+                read_key,
                 jax.vmap(init)(jax.random.split(init_key, num_groups)),
                 probs_fn,
-                landscapes=normed,
+                landscapes=landscapes,
+                normed=normed,
                 oracle=oracle,
                 steps=steps,
                 optimizer=opt,
-                measurement=m,
-            )
-            index, top1, probs, lookups, shots = measure.read_out(
-                read_key,
-                params,
-                probs_fn,
-                landscapes=landscapes,
-                oracle=oracle,
                 readout=readout,
                 measurement=m,
-            )
-            if m.shots is not None:  # every training shot's cost was evaluated
-                lookups = lookups + steps * m.shots
-                shots = shots + steps * m.shots
-            else:
-                shots = None
-            return SolveResult(
-                index, top1, probs, lookups, shots=shots, entropy=entropy(params)
+                entropy=entropy,
             )
         params = jax.vmap(tune)(jax.random.split(init_key, num_groups), normed)
         probs = probs_fn(params, None)
