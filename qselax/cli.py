@@ -283,18 +283,7 @@ def _parse_opt(text: str, solvers: list[str]) -> tuple[str, str, object]:
 
 
 def _select_config(settings: dict, solver: str) -> SelectConfig:
-    options = {}
-    if solver == "vqe":
-        options = {
-            "layers": settings["vqe_layers"],
-            "steps": settings["vqe_steps"],
-            "learning_rate": settings["vqe_lr"],
-            "readout": settings["readout"],
-        }
-    for opt in settings["opt"]:
-        target, name, value = _parse_opt(opt, settings["solver"].split(","))
-        if target == solver:
-            options[name] = value
+    options = _solver_options(settings, solver)
     return SelectConfig(
         grouping=settings["grouping"],
         k=settings["k"],
