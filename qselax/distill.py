@@ -94,7 +94,7 @@ from qselax.groups import (
     make_grouping,
     unflatten_masks,
 )
-from qselax.landscapes import bit_table
+from qselax.landscapes import _column_sets, bit_table
 from qselax.networks import (
     INITS,
     MASK_LEVELS,
@@ -501,21 +501,6 @@ def student_forward(
 
 
 # -------------------------------------------------------------------- landscapes
-
-
-def _column_sets(cols: np.ndarray, valid: np.ndarray):
-    """Distinct output columns ``(G, Kc)`` of each group and the bit one-hot."""
-    g, k = cols.shape
-    sets = [np.unique(c[v]) for c, v in zip(cols, valid, strict=True)]
-    kc = max(len(s) for s in sets)
-    out = np.zeros((g, kc), np.int32)
-    assign = np.zeros((g, k, kc), np.float32)
-    for i, s in enumerate(sets):
-        out[i, : len(s)] = s
-        out[i, len(s) :] = s[0]
-        pos = np.searchsorted(s, cols[i])
-        assign[i, np.arange(k)[valid[i]], pos[valid[i]]] = 1.0
-    return out, assign
 
 
 class Plan(NamedTuple):
