@@ -14,6 +14,16 @@ random network selected on the validation cost) or ``distill`` (paper method A,
 random student twice as deep and ``--width-factor`` times wider, selected block by
 block to reproduce the teacher's layers, with ``--compression magnitude`` or
 ``pool``).  The landscape evaluator of ``direct`` is ``--evaluator``.
+
+``--method nk-esn`` is paper method B (:mod:`qselax.esn`): an NK Echo State Network
+(``--n`` probe neurons and outputs, each output reading ``--k`` + 1 of them,
+``--reservoir`` neurons, ``--connectivity adjacent|random``) balances two poles on a
+cart without velocity inputs; every output's ``2^(K+1)`` bit settings are tabulated
+by one episode each, the masks are selected by each ``--solver`` in the
+``--nk-mode`` modes (``independent``: every output its own (K+1)-qubit problem;
+``shared``: one mask, windows of bits in ``--sweeps`` sweeps), beside the exact NK
+dynamic-programming optimum, and the committees are scored by the 625-start
+generalisation test.  Data flags do not apply.
 """
 
 from __future__ import annotations
@@ -34,14 +44,16 @@ from flax import nnx
 import qselax
 from qselax.data import DATASETS, load_dataset
 from qselax.distill import COMPRESSIONS, HIDDEN_WIDTHS, DistillConfig, distill
+from qselax.esn import CONNECTIVITIES, NK_MODES, ESNConfig, NKESNConfig, nk_esn
 from qselax.groups import GROUPINGS
 from qselax.landscapes import COSTS, METHODS
 from qselax.networks import INITS, MASK_LEVELS, count_weights, make_model, train_dense
+from qselax.pole import PoleConfig
 from qselax.selection import INIT_MASKS, SelectConfig, score, select
-from qselax.solvers import SOLVERS
+from qselax.solvers import SOLVERS, make_solver
 from qselax.sweeps import ORACLES, SWEEP_MODES
 
-METHODS_RUN = ("direct", "distill")
+METHODS_RUN = ("direct", "distill", "nk-esn")
 
 DEFAULTS = {
     "dataset": "digits",
@@ -80,6 +92,15 @@ DEFAULTS = {
     "hidden_width": "max",
     "block_scale": True,
     "teacher_epochs": 100,
+    "n": 100,
+    "reservoir": 60,
+    "connectivity": "adjacent",
+    "nk_mode": "independent,shared",
+    "max_steps": 1000,
+    "top_fraction": 0.2,
+    "bias_scale": 1.0,
+    "input_scale": 1.0,
+    "output_scale": 1.0,
     "out": "runs/latest",
 }
 
@@ -175,6 +196,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="distill: raw block loss, without the least-squares block scale",
     )
     a("--teacher-epochs", type=int, help="distill: teacher Adam epochs (100)")
+    a("--n", type=int, help="nk-esn: probe neurons = outputs N (100)")
+    a("--reservoir", type=int, help="nk-esn: reservoir neurons (60)")
+    a(
+        "--connectivity",
+        choices=CONNECTIVITIES,
+        help="nk-esn: outputs read probes i..i+K (adjacent, default) or i + K random",
+    )
+    a(
+        "--nk-mode",
+        help="nk-esn: comma-separated from independent,shared (default both)",
+    )
+    a("--max-steps", type=int, help="nk-esn: episode cap in control steps (1000)")
+    a("--top-fraction", type=float, help="nk-esn: share of the top committee (0.2)")
+    a("--bias-scale", type=float, help="nk-esn: multiplies all biases (1)")
+    a("--input-scale", type=float, help="nk-esn: multiplies the input weights (1)")
+    a("--output-scale", type=float, help="nk-esn: output gain (1)")
     a("--out", help="output directory (default runs/latest)")
     a("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -235,6 +272,8 @@ def resolve(args: argparse.Namespace) -> dict:
         )
     if settings["method"] == "distill":
         _check_distill(settings)
+    if settings["method"] == "nk-esn":
+        _nk_config(settings).validate()
     return settings
 
 
@@ -338,6 +377,37 @@ def _distill_config(settings: dict, solver: str) -> DistillConfig:
     )
 
 
+def _nk_config(settings: dict) -> NKESNConfig:
+    modes = tuple(m.strip() for m in str(settings["nk_mode"]).split(",") if m.strip())
+    for mode in modes:
+        if mode not in NK_MODES:
+            raise ValueError(f"--nk-mode {mode!r} is not one of {NK_MODES}")
+    solvers = tuple(settings["solver"].split(","))
+    try:
+        plant = PoleConfig(max_steps=settings["max_steps"])
+    except ValueError as err:
+        raise ValueError(f"--max-steps: {err}") from None
+    return NKESNConfig(
+        esn=ESNConfig(
+            n=settings["n"],
+            k=settings["k"],
+            reservoir=settings["reservoir"],
+            connectivity=settings["connectivity"],
+            bias_scale=settings["bias_scale"],
+            input_scale=settings["input_scale"],
+            output_scale=settings["output_scale"],
+        ),
+        pole=plant,
+        solvers=solvers,
+        solver_options=tuple(
+            (s, tuple(_solver_options(settings, s).items())) for s in solvers
+        ),
+        modes=modes,
+        sweeps=settings["sweeps"],
+        top_fraction=settings["top_fraction"],
+    )
+
+
 def _write_atomic(path: Path, write) -> None:
     """Writes through a temporary file in the same directory, then renames."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -354,6 +424,8 @@ def run(settings: dict, *, progress: bool = True) -> dict:
     """Runs one experiment and returns the result dict (also written to disk)."""
     if settings.get("method", "direct") == "distill":
         return run_distill(settings, progress=progress)
+    if settings.get("method") == "nk-esn":
+        return run_nk_esn(settings)
     image = settings["model"] == "cnn"
     data = load_dataset(
         settings["dataset"],
@@ -379,7 +451,6 @@ def run(settings: dict, *, progress: bool = True) -> dict:
     # Check every solver's settings (names, K, memory) before any heavy work.
     from qselax.groups import make_grouping
     from qselax.landscapes import make_engine
-    from qselax.solvers import make_solver
 
     for config in configs.values():
         config.validate()
@@ -505,7 +576,6 @@ def run_distill(settings: dict, *, progress: bool = True) -> dict:
     """``--method distill``: one teacher, one student, a distillation per solver."""
     from qselax.distill import check_memory, make_student, make_teacher
     from qselax.networks import mask_shapes
-    from qselax.solvers import make_solver
 
     data = load_dataset(
         settings["dataset"],
@@ -641,6 +711,111 @@ def run_distill(settings: dict, *, progress: bool = True) -> dict:
     return result
 
 
+def run_nk_esn(settings: dict) -> dict:
+    """``--method nk-esn``: tabulate, select with every solver and mode, score."""
+    config = _nk_config(settings).validate()
+    out = Path(settings["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    key = jax.random.key(settings["seed"])
+    res = nk_esn(key, config)
+    rows = res.rows
+    quantum = [r for r in rows if r["solver"] == config.solvers[0]]
+    main = quantum[0] if quantum else rows[0]
+    per_solver = {}
+    for r in rows:
+        per_solver.setdefault(r["solver"], {})[r["mode"]] = r
+    resources = {
+        name: make_solver(
+            name, config.esn.bits, **dict(dict(config.solver_options).get(name, ()))
+        ).resources
+        for name in config.solvers
+    }
+    result = {
+        "qselax_version": qselax.__version__,
+        "config": settings,
+        "seed": settings["seed"],
+        "method": "nk-esn",
+        "solver": config.solvers[0],
+        "mode": main["mode"],
+        # The task has no accuracy: test_accuracy is the main row's top committee's
+        # generalisation score / 625, train_accuracy its training-start fitness.
+        "test_accuracy": main["generalisation"]["top"] / 625,
+        "train_accuracy": main["train_fitness"]["top"],
+        "generalisation": main["generalisation"],
+        "optimum_rate": main["optimum_rate"],
+        "nk_optimum": res.optimum,
+        "rows": rows,
+        "solvers": per_solver,
+        "resources": resources.get(config.solvers[0], {}),
+        "solver_resources": resources,
+        "tabulate_s": res.tabulate_s,
+        "episodes": res.episodes,
+        "compile_s": None,
+        "run_s": res.tabulate_s + sum(r["select_s"] for r in rows),
+        "model": {
+            "kind": "nk-esn",
+            "n": config.esn.n,
+            "k": config.esn.k,
+            "reservoir": config.esn.reservoir,
+            "connectivity": config.esn.connectivity,
+            "neighbours": np.asarray(res.esn.neighbours).tolist(),
+        },
+        "platform": {
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        },
+    }
+    arrays = {"fitness": np.asarray(res.landscapes.fitness)}
+    _write_atomic(out / "landscapes.npz", lambda f: np.savez(f, **arrays))
+    text = json.dumps(result, indent=2, default=_json_default).encode()
+    _write_atomic(out / "result.json", lambda f: f.write(text))
+    return result
+
+
+def format_nk_table(result: dict) -> str:
+    """The NK-ESN table: generalisation scores (of 625) per solver and mode."""
+    rows = [
+        (
+            "solver",
+            "mode",
+            "all",
+            "top",
+            "best",
+            "optimum rate",
+            "sum f_i",
+            "look-ups",
+            "oracle calls",
+        )
+    ]
+    for r in result["rows"]:
+        g = r["generalisation"]
+        rows.append(
+            (
+                r["solver"],
+                r["mode"],
+                str(g["all"]),
+                str(g["top"]),
+                str(g["best"]),
+                f"{r['optimum_rate']:.3f}",
+                f"{r['total_fitness']:.3f}",
+                str(r["lookups"]),
+                str(r["oracle_calls"]),
+            )
+        )
+    return _aligned(rows)
+
+
+def _aligned(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    ]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
@@ -695,12 +870,7 @@ def format_table(result: dict) -> str:
             "-",
         )
     )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    ]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return _aligned(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -711,6 +881,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"qselax: error: {err}", file=sys.stderr)
         return 2
+    if result.get("method") == "nk-esn":
+        m = result["model"]
+        print(
+            f"\nNK-ESN double pole without velocities: N={m['n']} outputs of K+1="
+            f"{m['k'] + 1} probes ({m['connectivity']}), reservoir {m['reservoir']}; "
+            f"{result['episodes']} episodes tabulated in {result['tabulate_s']:.1f} s; "
+            "generalisation scores of 625 (committees: all outputs, top "
+            f"{settings['top_fraction']:.0%}, best single output)"
+        )
+        print(format_nk_table(result))
+        print(f"\nwrote {Path(settings['out']) / 'result.json'}")
+        return 0
     d = result["dataset"]
     res = result["resources"]
     if result.get("method") == "distill":

@@ -231,3 +231,46 @@ def test_config_file_with_old_method_key(tmp_path):
     cfg.write_text(json.dumps({"method": "rank1"}))
     with pytest.raises(ValueError, match="evaluator"):
         _resolve("--config", str(cfg))
+
+
+NK = [
+    "--method", "nk-esn", "--n", "6", "--k", "1", "--reservoir", "8",
+    "--max-steps", "30", "--sweeps", "1", "--bias-scale", "0",
+    "--output-scale", "30", "--quiet",
+]  # fmt: skip
+
+
+def test_method_nk_esn_writes_its_fields(tmp_path, capsys):
+    out = tmp_path / "nk"
+    assert main(["run", *NK, "--solver", "grover", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "dp" in printed and "generalisation" in printed
+    r = json.loads((out / "result.json").read_text())
+    assert r["method"] == "nk-esn" and r["solver"] == "grover"
+    assert r["episodes"] == 6 * 2**2
+    assert {(row["solver"], row["mode"]) for row in r["rows"]} == {
+        ("exhaustive", "independent"),
+        ("dp", "shared"),
+        ("grover", "independent"),
+        ("grover", "shared"),
+    }
+    assert 0.0 <= r["test_accuracy"] <= 1.0 and 0.0 <= r["optimum_rate"] <= 1.0
+    assert r["resources"]["qubits"] == 2 and len(r["model"]["neighbours"]) == 6
+    assert np.load(out / "landscapes.npz")["fitness"].shape == (6, 4)
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--nk-mode", "joint"], "--nk-mode"),
+        (["--k", "6"], "k + 1"),
+        (["--max-steps", "0"], "--max-steps"),
+        (["--output-scale", "-1"], "output_scale"),
+        (["--top-fraction", "0"], "top_fraction"),
+    ],
+)
+def test_nk_esn_errors_exit_2_and_write_nothing(tmp_path, capsys, argv, match):
+    out = tmp_path / "err"
+    assert main(["run", *NK, "--out", str(out), *argv]) == 2
+    assert match in capsys.readouterr().err
+    assert not out.exists()

@@ -1,0 +1,249 @@
+"""NK Echo State Networks: structure, landscapes, selection modes, committees."""
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from qselax import esn as E
+from qselax import nk, pole
+
+# One tiny network and plant for the whole file, so every jitted function compiles
+# for a single set of shapes.
+TINY = E.ESNConfig(n=6, k=1, reservoir=8, output_scale=30.0, bias_scale=0.0)
+PLANT = pole.PoleConfig(max_steps=40, stable_window=10)
+
+
+@pytest.fixture(scope="module")
+def net():
+    return E.make_esn(jax.random.key(3), TINY)
+
+
+@pytest.fixture(scope="module")
+def land(net):
+    return E.tabulate(net, PLANT, chunk=5)
+
+
+def _episode_loop(net, out, bits, start, cfg):
+    """A plain Python episode: output ``out`` with its bits controls the cart."""
+    w_in, w_res, b_res = (np.asarray(a, np.float64) for a in net[:3])
+    w_probe, b_probe = np.asarray(net.w_probe, np.float64), np.asarray(net.b_probe)
+    w_out, b_out = np.asarray(net.w_out, np.float64), np.asarray(net.b_out)
+    rows = np.asarray(net.neighbours)[out]
+    z = np.asarray(net.z0, np.float64)
+    state = jnp.asarray(start)[None]
+    window = []
+    t = 0
+    while t < cfg.max_steps:
+        obs = np.asarray(pole.observe(state, cfg))[0]
+        z = np.tanh(b_res + w_in @ obs + w_res @ z)
+        s = bits * np.tanh(b_probe[rows] + w_probe[rows] @ z)
+        y = np.tanh(b_out[out] + w_out[out] @ s)
+        new = pole.step(state, jnp.asarray([y], jnp.float32), cfg)
+        if bool(pole.failed(new, cfg)[0]):
+            break
+        state = new
+        t += 1
+        v = np.asarray(state[0])
+        window.append(abs(v[0]) + abs(v[1]) + abs(v[2]) + abs(v[3]))
+    stable = 0.0
+    if t >= cfg.stable_window:
+        stable = 0.75 / sum(window[-cfg.stable_window :])
+    return t, 1e-4 * t + 0.9 * stable
+
+
+def test_make_esn_structure(net):
+    r, n = TINY.reservoir, TINY.n
+    chex.assert_shape(net.w_res, (r, r))
+    chex.assert_shape(net.w_probe, (n, r))
+    chex.assert_shape(net.w_out, (n, TINY.k + 1))
+    radius = np.max(np.abs(np.linalg.eigvals(np.asarray(net.w_res, np.float64))))
+    np.testing.assert_allclose(radius, TINY.spectral_radius, rtol=1e-5)
+    np.testing.assert_array_equal(
+        np.asarray(net.neighbours), nk.nk_neighbours(n, TINY.k, "adjacent")
+    )
+    # No biases at bias_scale 0, and the warm-up of a bias-free reservoir stays 0.
+    assert float(jnp.abs(net.b_res).max()) == 0.0
+    np.testing.assert_array_equal(np.asarray(net.z0), 0.0)
+
+
+def test_make_esn_defaults_match_reference():
+    cfg = E.ESNConfig(n=10, k=2)
+    e = E.make_esn(jax.random.key(0), cfg)
+    w = np.asarray(e.w_probe)
+    assert w.min() >= -0.6 and w.max() <= 0.6
+    z = np.zeros(cfg.reservoir)
+    for _ in range(cfg.warmup):
+        z = np.tanh(np.asarray(e.b_res) + np.asarray(e.w_res) @ z)
+    np.testing.assert_allclose(np.asarray(e.z0), z, atol=1e-6)
+    density = np.mean(np.asarray(e.w_res) != 0)
+    assert 0.05 < density < 0.15
+
+
+def test_outputs_hand_computed(net):
+    z = jax.random.normal(jax.random.key(1), (3, TINY.reservoir))
+    bits = jnp.asarray(np.random.default_rng(0).integers(0, 2, (TINY.n, TINY.k + 1)))
+    y = E.outputs(net, bits, z)
+    s = np.tanh(np.asarray(net.b_probe) + np.asarray(z) @ np.asarray(net.w_probe).T)
+    want = np.zeros((3, TINY.n))
+    for i in range(TINY.n):
+        for j, p in enumerate(np.asarray(net.neighbours)[i]):
+            want[:, i] += np.asarray(net.w_out)[i, j] * bits[i, j] * s[:, p]
+        want[:, i] = np.tanh(want[:, i] + np.asarray(net.b_out)[i])
+    np.testing.assert_allclose(np.asarray(y), want, rtol=1e-5, atol=1e-6)
+
+
+def test_landscapes_match_direct_episode_loop(net, land):
+    chex.assert_shape(land.fitness, (TINY.n, 2 ** (TINY.k + 1)))
+    start = np.asarray(pole.train_start(PLANT))
+    for out, cfg in [(0, 3), (2, 1), (5, 2), (4, 0)]:
+        bits = np.array([(cfg >> 1) & 1, cfg & 1], np.float64)
+        steps, fitness = _episode_loop(net, out, bits, start, PLANT)
+        assert int(land.steps[out, cfg]) == steps
+        np.testing.assert_allclose(float(land.fitness[out, cfg]), fitness, rtol=1e-4)
+
+
+def test_tabulate_compiles_once_per_shape(net, land):
+    other = E.make_esn(jax.random.key(4), TINY)
+    before = E._tabulate._cache_size()
+    E.tabulate(other, PLANT, chunk=5)
+    assert E._tabulate._cache_size() == before
+
+
+def test_committee_weights():
+    f = jnp.asarray([0.1, 0.4, 0.0, 0.3, 0.2])
+    chex.assert_trees_all_close(E.committee_weights(f, "all"), f / 1.0)
+    top = E.committee_weights(f, "top", top_fraction=0.4)
+    chex.assert_trees_all_close(top, jnp.asarray([0, 4 / 7, 0, 3 / 7, 0]))
+    chex.assert_trees_all_close(
+        E.committee_weights(f, "best"), jnp.asarray([0.0, 1, 0, 0, 0])
+    )
+    flat = E.committee_weights(jnp.zeros(4), "all")
+    chex.assert_trees_all_close(flat, jnp.full(4, 0.25))
+    with pytest.raises(ValueError, match="committee"):
+        E.committee_weights(f, "median")
+    with pytest.raises(ValueError, match="top_fraction"):
+        E.committee_weights(f, "top", top_fraction=0.0)
+
+
+def test_select_independent_exhaustive_and_quantum(land):
+    ex = E.select_independent(jax.random.key(0), land.fitness, "exhaustive")
+    assert ex.optimum_rate == 1.0
+    chex.assert_trees_all_close(ex.fitness, jnp.max(land.fitness, axis=-1))
+    g = E.select_independent(jax.random.key(0), land.fitness, "grover")
+    assert 0.0 <= g.optimum_rate <= 1.0
+    assert g.oracle_calls > 0
+    chex.assert_shape(g.bits, (TINY.n, TINY.k + 1))
+
+
+def test_select_shared_never_falls_and_reaches_dp_with_one_window(net, land):
+    x_opt, cost = nk.nk_dp(-land.fitness, circular=True)
+    optimum = -float(cost)
+    sel = E.select_shared(
+        jax.random.key(0),
+        land.fitness,
+        net.neighbours,
+        "exhaustive",
+        sweeps=3,
+        optimum=optimum,
+    )
+    start = float(jnp.sum(land.fitness[:, -1]))  # all-ones mask
+    history = np.concatenate([[start], sel.history])
+    assert np.all(np.diff(history) >= -1e-6)
+    assert sel.history[-1] <= optimum + 1e-6
+    chex.assert_trees_all_close(sel.bits, sel.mask[np.asarray(net.neighbours)])
+    whole = E.select_shared(
+        jax.random.key(0),
+        land.fitness,
+        net.neighbours,
+        "exhaustive",
+        sweeps=1,
+        group_size=TINY.n,
+        optimum=optimum,
+    )
+    assert whole.optimum_rate == 1.0
+    np.testing.assert_allclose(whole.history[-1], optimum, rtol=1e-6)
+
+
+def test_generalisation_scores_match_run_episodes(net, land):
+    bits = jnp.ones((2, TINY.n, TINY.k + 1))
+    weights = jnp.stack(
+        [E.committee_weights(land.fitness[:, -1], k) for k in ("all", "best")]
+    )
+    scores, train = E.generalisation_scores(net, bits, weights, PLANT)
+    grid = jnp.asarray(pole.generalisation_starts())
+    for c in range(2):
+        ep = E.evaluate(net, bits[c], weights[c], grid, PLANT, chunk=256)
+        assert int(scores[c]) == int(jnp.sum(ep.balanced))
+        one = E.evaluate(net, bits[c], weights[c], pole.train_start(PLANT)[None], PLANT)
+        np.testing.assert_allclose(train[c], float(one.fitness[0]), rtol=1e-5)
+    with pytest.raises(ValueError, match="bits must be"):
+        E.generalisation_scores(net, bits[0], weights, PLANT)
+
+
+def test_nk_esn_end_to_end():
+    config = E.NKESNConfig(
+        esn=TINY, pole=PLANT, solvers=("vqe", "grover"), sweeps=2, chunk=16
+    )
+    res = E.nk_esn(jax.random.key(0), config)
+    names = [(r["solver"], r["mode"]) for r in res.rows]
+    assert names[:2] == [("exhaustive", "independent"), ("dp", "shared")]
+    assert set(names[2:]) == {
+        ("vqe", "independent"),
+        ("vqe", "shared"),
+        ("grover", "independent"),
+        ("grover", "shared"),
+    }
+    assert res.episodes == TINY.n * 2 ** (TINY.k + 1)
+    best_total = max(r["total_fitness"] for r in res.rows if r["mode"] == "shared")
+    np.testing.assert_allclose(best_total, res.optimum, rtol=1e-6)
+    for r in res.rows:
+        assert set(r["generalisation"]) == {"all", "top", "best"}
+        assert all(0 <= v <= 625 for v in r["generalisation"].values())
+        if r["mode"] == "independent":
+            # Each output's best setting bounds every independent selection.
+            assert r["total_fitness"] <= res.rows[0]["total_fitness"] + 1e-6
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"n": 0}, "n must"),
+        ({"k": -1}, "k must"),
+        ({"n": 3, "k": 3}, "k \\+ 1"),
+        ({"density": 0.0}, "density"),
+        ({"spectral_radius": 0.0}, "spectral_radius"),
+        ({"connectivity": "ring"}, "connectivity"),
+        ({"output_scale": -1.0}, "output_scale"),
+        ({"warmup": -1}, "warmup"),
+    ],
+)
+def test_esn_config_errors(change, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(TINY, **change).validate()
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"solvers": ("vqe", "vqe")}, "distinct"),
+        ({"solvers": ("annealing",)}, "solver must be"),
+        ({"modes": ("joint",)}, "modes"),
+        ({"sweeps": 0}, "sweeps"),
+        ({"group_size": 40}, "group_size"),
+        ({"top_fraction": 1.5}, "top_fraction"),
+        ({"chunk": 0}, "chunk"),
+    ],
+)
+def test_nk_esn_config_errors(change, match):
+    config = dataclasses.replace(E.NKESNConfig(esn=TINY, pole=PLANT), **change)
+    with pytest.raises(ValueError, match=match):
+        config.validate()
+
+
+def test_tabulate_chunk_error(net):
+    with pytest.raises(ValueError, match="chunk"):
+        E.tabulate(net, PLANT, chunk=0)
