@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from qselax.data import DATASETS, Dataset, load_dataset, read_idx
 from qselax.distill import COMPRESSIONS, Distillation, DistillConfig, distill
+from qselax.esn import ESNConfig, NKESNConfig, NKESNResult, make_esn, nk_esn
 from qselax.groups import (
     GROUPINGS,
     Grouping,
@@ -33,6 +34,8 @@ from qselax.networks import (
     random_masks,
     train_dense,
 )
+from qselax.nk import nk_dp, nk_exhaustive, nk_value
+from qselax.pole import PoleConfig
 from qselax.selection import SelectConfig, Selection, score, select
 from qselax.solvers import SOLVERS, Solver, SolveResult, make_solver
 from qselax.sweeps import SWEEP_MODES, SelectionState, SweepInfo, make_sweep
@@ -47,11 +50,15 @@ __all__ = [
     "SWEEP_MODES",
     "Dataset",
     "DistillConfig",
+    "ESNConfig",
     "Distillation",
     "Engine",
     "Grouping",
     "MaskableCNN",
     "MaskableMLP",
+    "NKESNConfig",
+    "NKESNResult",
+    "PoleConfig",
     "SelectConfig",
     "Selection",
     "SelectionState",
@@ -68,11 +75,16 @@ __all__ = [
     "index_bits",
     "load_dataset",
     "make_engine",
+    "make_esn",
     "make_grouping",
     "make_model",
     "make_solver",
     "make_sweep",
     "naive_landscapes",
+    "nk_dp",
+    "nk_esn",
+    "nk_exhaustive",
+    "nk_value",
     "ones_masks",
     "random_masks",
     "read_idx",
