@@ -401,6 +401,24 @@ class NKSelection(NamedTuple):
     history: np.ndarray | None = None
 
 
+@functools.lru_cache(maxsize=64)
+def _cached_solver(name: str, bits: int, options: tuple):
+    solver = make_solver(name, bits, **dict(options))
+    return solver, jax.jit(solver.solve)
+
+
+def _solver(name: str, bits: int, options: dict | None):
+    """The solver and its jitted ``solve``, built once per (name, K+1, options), so
+    that every seed and sweep of an experiment reuses one compiled function."""
+    items = tuple(sorted((options or {}).items()))
+    try:
+        hash(items)
+    except TypeError:  # unhashable option values: build afresh
+        solver = make_solver(name, bits, **dict(items))
+        return solver, jax.jit(solver.solve)
+    return _cached_solver(name, bits, items)
+
+
 def _sum(value) -> int:
     return 0 if value is None else int(jnp.sum(value))
 
@@ -418,10 +436,10 @@ def select_independent(
     """
     n, configs = fitness.shape
     bits = int(round(math.log2(configs)))
-    s = make_solver(solver, bits, **(options or {}))
+    _, solve = _solver(solver, bits, options)
     cost = -fitness
     current = jnp.full((n,), configs - 1, jnp.int32)  # all probes on
-    res = jax.jit(s.solve)(key, cost, current)
+    res = solve(key, cost, current)
     chosen = jnp.take_along_axis(fitness, res.index[:, None], axis=-1)[:, 0]
     best = jnp.max(fitness, axis=-1)
     return NKSelection(
@@ -486,7 +504,7 @@ def select_shared(
         raise ValueError(f"sweeps must be an int >= 1, got {sweeps!r}")
     neighbours_np = np.asarray(neighbours)
     groups, valid = _shared_plan(neighbours_np, n, size)
-    s = make_solver(solver, size, **(options or {}))
+    s, _ = _solver(solver, size, options)
     x, history, lookups, calls = _shared_sweeps(
         key,
         -fitness,

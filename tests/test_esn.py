@@ -139,6 +139,14 @@ def test_select_independent_exhaustive_and_quantum(land):
     chex.assert_shape(g.bits, (TINY.n, TINY.k + 1))
 
 
+def test_selection_compiles_once_per_solver(land):
+    E.select_independent(jax.random.key(0), land.fitness, "anneal")
+    _, solve = E._solver("anneal", TINY.k + 1, None)
+    before = solve._cache_size()
+    E.select_independent(jax.random.key(1), land.fitness * 2.0, "anneal")
+    assert solve._cache_size() == before == 1
+
+
 def test_select_shared_never_falls_and_reaches_dp_with_one_window(net, land):
     x_opt, cost = nk.nk_dp(-land.fitness, circular=True)
     optimum = -float(cost)
