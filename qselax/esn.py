@@ -57,7 +57,7 @@ import numpy as np
 
 from qselax import nk, pole
 from qselax.groups import bit_index, index_bits
-from qselax.solvers import make_solver
+from qselax.solvers import grover_search, make_solver
 
 CONNECTIVITIES = ("adjacent", "random")
 NK_MODES = ("independent", "shared")
@@ -390,6 +390,9 @@ class NKSelection(NamedTuple):
         lookups: total landscape look-ups / oracle evaluations.
         oracle_calls: total coherent oracle calls (Grover) or 0.
         history: ``(sweeps,)`` total fitness after each sweep (shared) or ``None``.
+        calls_to_optimum: Grover (independent mode) only: total oracle calls made
+            by the time each output's kept setting first was its optimum (the full
+            budget for an output that never got there), else ``None``.
     """
 
     bits: jax.Array
@@ -399,6 +402,7 @@ class NKSelection(NamedTuple):
     lookups: int
     oracle_calls: int
     history: np.ndarray | None = None
+    calls_to_optimum: int | None = None
 
 
 @functools.lru_cache(maxsize=64)
@@ -442,6 +446,19 @@ def select_independent(
     res = solve(key, cost, current)
     chosen = jnp.take_along_axis(fitness, res.index[:, None], axis=-1)[:, 0]
     best = jnp.max(fitness, axis=-1)
+    to_optimum = None
+    if solver == "grover":
+        # The same adaptive search with the same key, with its statistics.
+        stats = _grover_stats(key, cost, tuple(sorted((options or {}).items())))
+        to_optimum = int(
+            jnp.sum(
+                jnp.where(
+                    stats.calls_to_optimum >= 0,
+                    stats.calls_to_optimum,
+                    stats.oracle_calls,
+                )
+            )
+        )
     return NKSelection(
         bits=index_bits(res.index, bits),
         fitness=chosen,
@@ -449,7 +466,13 @@ def select_independent(
         optimum_rate=float(jnp.mean(chosen >= best)),
         lookups=_sum(res.lookups),
         oracle_calls=_sum(res.oracle_calls),
+        calls_to_optimum=to_optimum,
     )
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _grover_stats(key, cost, options):
+    return grover_search(key, cost, **dict(options))
 
 
 def _shared_plan(neighbours: np.ndarray, n: int, size: int):
@@ -796,6 +819,7 @@ def nk_esn(key: jax.Array, config: NKESNConfig) -> NKESNResult:
             "total_fitness": float(jnp.sum(sel.fitness)),
             "lookups": sel.lookups,
             "oracle_calls": sel.oracle_calls,
+            "calls_to_optimum": sel.calls_to_optimum,
             "select_s": seconds,
             "generalisation": {},
             "train_fitness": {},

@@ -136,6 +136,8 @@ def test_select_independent_exhaustive_and_quantum(land):
     g = E.select_independent(jax.random.key(0), land.fitness, "grover")
     assert 0.0 <= g.optimum_rate <= 1.0
     assert g.oracle_calls > 0
+    assert 0 <= g.calls_to_optimum <= g.oracle_calls
+    assert ex.calls_to_optimum is None
     chex.assert_shape(g.bits, (TINY.n, TINY.k + 1))
 
 

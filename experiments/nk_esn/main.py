@@ -104,15 +104,22 @@ def table(path: str) -> str:
         groups[(r["k"], r["solver"], r["mode"])].append(r)
     head = (
         "| K | solver | mode | seeds | all | top 20 % | best single | "
-        "optimum rate | sum f_i / DP | look-ups | oracle calls / N 2^(K+1) |"
+        "optimum rate | sum f_i / DP | look-ups | oracle calls / N 2^(K+1) | "
+        "calls to optimum / N 2^(K+1) |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for (k, solver, mode), rs in sorted(groups.items(), key=lambda x: x[0][0]):
         ratio = [
             r["total_fitness"] / r["nk_optimum"] if r["nk_optimum"] else np.nan
             for r in rs
         ]
         calls = [r["oracle_calls"] / r["episodes"] for r in rs]
+        to_opt = [
+            r["calls_to_optimum"] / r["episodes"]
+            for r in rs
+            if r.get("calls_to_optimum") is not None
+        ]
+        to_opt = f"{np.mean(to_opt):.3f}" if to_opt else "–"
         lines.append(
             f"| {k} | {solver} | {mode} | {len(rs)} | "
             f"{_ms([r['generalisation']['all'] for r in rs])} | "
@@ -120,7 +127,7 @@ def table(path: str) -> str:
             f"{_ms([r['generalisation']['best'] for r in rs])} | "
             f"{_ms([r['optimum_rate'] for r in rs], '{:.3f}')} | "
             f"{_ms(ratio, '{:.3f}')} | {np.mean([r['lookups'] for r in rs]):.0f} | "
-            f"{np.mean(calls):.2f} |"
+            f"{np.mean(calls):.2f} | {to_opt} |"
         )
     seeds = {(r["k"], r["seed"]): r for r in rows}
     lines.append("")
