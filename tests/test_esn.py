@@ -257,3 +257,24 @@ def test_nk_esn_config_errors(change, match):
 def test_tabulate_chunk_error(net):
     with pytest.raises(ValueError, match="chunk"):
         E.tabulate(net, PLANT, chunk=0)
+
+
+def test_nk_esn_random_wiring_uses_exhaustive_reference():
+    config = E.NKESNConfig(
+        esn=dataclasses.replace(TINY, connectivity="random"),
+        pole=PLANT,
+        solvers=("anneal",),
+        modes=("shared",),
+        sweeps=2,
+        chunk=16,
+    )
+    res = E.nk_esn(jax.random.key(1), config)
+    names = [(r["solver"], r["mode"]) for r in res.rows]
+    assert names == [
+        ("exhaustive", "independent"),
+        ("exhaustive", "shared"),
+        ("anneal", "shared"),
+    ]
+    assert res.rows[1]["optimum_rate"] == 1.0
+    np.testing.assert_allclose(res.rows[1]["total_fitness"], res.optimum, rtol=1e-6)
+    assert res.rows[2]["total_fitness"] <= res.optimum + 1e-6
