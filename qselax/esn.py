@@ -49,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import time
 from typing import NamedTuple
 
 import jax
@@ -56,10 +57,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from qselax import nk, pole
-from qselax.groups import bit_index, index_bits
+from qselax.groups import bit_index, gather_bits, index_bits, scatter_bits
+from qselax.nk import CONNECTIVITIES
 from qselax.solvers import grover_search, make_solver
 
-CONNECTIVITIES = ("adjacent", "random")
 NK_MODES = ("independent", "shared")
 COMMITTEES = ("all", "top", "best")
 
@@ -254,14 +255,6 @@ class Landscapes(NamedTuple):
     steps: jax.Array
 
 
-def tabulate_memory_mb(config: ESNConfig, chunk: int) -> float:
-    """Rough peak memory (MiB) of one chunk of :func:`tabulate`."""
-    per_episode = 4 * (
-        config.bits * (config.reservoir + 3) + 2 * config.reservoir + 6 * 4 + 100
-    )
-    return chunk * per_episode / 2**20
-
-
 def tabulate(
     esn: ESN, pole_config: pole.PoleConfig, *, chunk: int = 4096
 ) -> Landscapes:
@@ -275,7 +268,8 @@ def tabulate(
     Args:
         esn: the network.
         pole_config: the plant (static).
-        chunk: episodes per chunk (bounds memory; see :func:`tabulate_memory_mb`).
+        chunk: episodes per chunk (bounds memory: a chunk holds its episodes' K+1
+            probe rows, ``chunk (K+1) R`` floats, besides their states).
 
     Returns:
         The :class:`Landscapes`.
@@ -423,6 +417,11 @@ def _solver(name: str, bits: int, options: dict | None):
     return _cached_solver(name, bits, items)
 
 
+def _output_fitness(fitness: jax.Array, bits: jax.Array) -> jax.Array:
+    """Each output's tabulated fitness under its bits: ``(N, S), (N, K+1) -> (N,)``."""
+    return jnp.take_along_axis(fitness, bit_index(bits)[:, None], axis=-1)[:, 0]
+
+
 def _sum(value) -> int:
     return 0 if value is None else int(jnp.sum(value))
 
@@ -440,25 +439,27 @@ def select_independent(
     """
     n, configs = fitness.shape
     bits = int(round(math.log2(configs)))
-    _, solve = _solver(solver, bits, options)
     cost = -fitness
-    current = jnp.full((n,), configs - 1, jnp.int32)  # all probes on
-    res = solve(key, cost, current)
-    chosen = jnp.take_along_axis(fitness, res.index[:, None], axis=-1)[:, 0]
-    best = jnp.max(fitness, axis=-1)
     to_optimum = None
     if solver == "grover":
-        # The same adaptive search with the same key, with its statistics.
-        stats = _grover_stats(key, cost, tuple(sorted((options or {}).items())))
+        # grover_search is the grover solver's own search (same key, same choice)
+        # with its statistics, so one run gives both the choice and the calls to
+        # each output's optimum.
+        make_solver(solver, bits, **(options or {}))  # checks the options
+        res = _grover_stats(key, cost, tuple(sorted((options or {}).items())))
         to_optimum = int(
             jnp.sum(
                 jnp.where(
-                    stats.calls_to_optimum >= 0,
-                    stats.calls_to_optimum,
-                    stats.oracle_calls,
+                    res.calls_to_optimum >= 0, res.calls_to_optimum, res.oracle_calls
                 )
             )
         )
+    else:
+        _, solve = _solver(solver, bits, options)
+        current = jnp.full((n,), configs - 1, jnp.int32)  # all probes on
+        res = solve(key, cost, current)
+    chosen = jnp.take_along_axis(fitness, res.index[:, None], axis=-1)[:, 0]
+    best = jnp.max(fitness, axis=-1)
     return NKSelection(
         bits=index_bits(res.index, bits),
         fitness=chosen,
@@ -538,7 +539,7 @@ def select_shared(
         sweeps,
     )
     bits = x[neighbours_np]
-    chosen = jnp.take_along_axis(fitness, bit_index(bits)[:, None], axis=-1)[:, 0]
+    chosen = _output_fitness(fitness, bits)
     total = float(jnp.sum(chosen))
     rate = float("nan")
     if optimum is not None:
@@ -563,19 +564,13 @@ def _shared_sweeps(key, cost, neighbours, groups, valid, solve, sweeps):
         x, lookups, calls = carry
         k, g, v, r = inputs
         land = nk.nk_group_landscapes(cost, neighbours, x, g, v)  # (G, 2^size)
-        current = bit_index(jnp.where(v, x[g], 0))
+        current = bit_index(gather_bits(x, g, v))
         res = solve(k, land, current)
         now = jnp.take_along_axis(land, current[:, None], axis=-1)[:, 0]
         new = jnp.take_along_axis(land, res.index[:, None], axis=-1)[:, 0]
         accept = r & (new < now)
         chosen = jnp.where(accept, res.index, current)
-        bits = index_bits(chosen, g.shape[-1])
-        target = jnp.where(v, g, n).reshape(-1)
-        x = (
-            jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
-            .at[target]
-            .set(bits.reshape(-1))[:n]
-        )
+        x = scatter_bits(x, g, v, index_bits(chosen, g.shape[-1]))
         lookups = lookups + jnp.sum(jnp.where(r, res.lookups, 0))
         if res.oracle_calls is not None:
             calls = calls + jnp.sum(jnp.where(r, res.oracle_calls, 0))
@@ -733,8 +728,6 @@ def nk_esn(key: jax.Array, config: NKESNConfig) -> NKESNResult:
     Returns:
         The :class:`NKESNResult`.
     """
-    import time
-
     config.validate()
     cfg = config.esn
     esn = make_esn(jax.random.fold_in(key, 0), cfg)
@@ -743,24 +736,9 @@ def nk_esn(key: jax.Array, config: NKESNConfig) -> NKESNResult:
     tabulate_s = time.perf_counter() - start
     fitness = land.fitness
     neighbours = np.asarray(esn.neighbours)
-    selections = []
     start = time.perf_counter()
-    best = jnp.argmax(fitness, axis=-1)
-    selections.append(
-        (
-            "exhaustive",
-            "independent",
-            NKSelection(
-                bits=index_bits(best, cfg.bits),
-                fitness=jnp.max(fitness, axis=-1),
-                mask=None,
-                optimum_rate=1.0,
-                lookups=int(fitness.size),
-                oracle_calls=0,
-            ),
-            time.perf_counter() - start,
-        )
-    )
+    best = select_independent(key, fitness, "exhaustive")
+    selections = [("exhaustive", "independent", best, time.perf_counter() - start)]
     optimum = None
     exact = None
     start = time.perf_counter()
@@ -771,7 +749,7 @@ def nk_esn(key: jax.Array, config: NKESNConfig) -> NKESNResult:
     if exact is not None:
         x = jnp.asarray(exact[0], jnp.int32)
         bits = x[neighbours]
-        chosen = jnp.take_along_axis(fitness, bit_index(bits)[:, None], -1)[:, 0]
+        chosen = _output_fitness(fitness, bits)
         optimum = float(jnp.sum(chosen))
         selections.append(
             (
@@ -860,5 +838,4 @@ __all__ = [
     "select_independent",
     "select_shared",
     "tabulate",
-    "tabulate_memory_mb",
 ]

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from qselax.groups import bit_index, index_bits
+from qselax.groups import bit_index, index_bits, scatter_bits
 
 CONNECTIVITIES = ("adjacent", "random")
 MAX_EXHAUSTIVE_N = 24
@@ -454,14 +454,12 @@ def nk_group_landscapes(
             f"G * 2^Kg * N = {num_groups * s * n} mask elements exceeds "
             f"{MAX_LANDSCAPE_ELEMENTS}"
         )
-    configs = index_bits(jnp.arange(s, dtype=jnp.int32), kg).astype(x.dtype)
-    # Padded entries write to a scratch slot past the end (as scatter_bits does).
-    base = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
+    configs = index_bits(jnp.arange(s, dtype=jnp.int32), kg)
 
     def one(index: jax.Array, ok: jax.Array) -> jax.Array:
-        target = jnp.where(ok, index.astype(jnp.int32), n)
-        masks = jnp.broadcast_to(base[None, :], (s, n + 1))
-        masks = masks.at[:, target].set(configs)
-        return nk_value(tables, neighbours, masks[:, :n])
+        # scatter_bits routes padded entries to a scratch slot, so they change
+        # nothing.
+        write = jax.vmap(lambda c: scatter_bits(x, index.astype(jnp.int32), ok, c))
+        return nk_value(tables, neighbours, write(configs))
 
     return jax.vmap(one)(groups, valid.astype(bool))
