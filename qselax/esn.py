@@ -62,6 +62,13 @@ from qselax.nk import CONNECTIVITIES
 from qselax.solvers import grover_search, make_solver
 
 NK_MODES = ("independent", "shared")
+# Gain settings of ESNConfig used by the experiments: "reference" is the reference
+# implementation's (the defaults), "gain" removes the biases (an odd controller)
+# and sets the output gain to 30 (experiments/nk_esn/README.md).
+PRESETS = {
+    "reference": {"bias_scale": 1.0, "output_scale": 1.0},
+    "gain": {"bias_scale": 0.0, "output_scale": 30.0},
+}
 COMMITTEES = ("all", "top", "best")
 
 
@@ -823,6 +830,7 @@ __all__ = [
     "CONNECTIVITIES",
     "ESN",
     "NK_MODES",
+    "PRESETS",
     "ESNConfig",
     "NKESNConfig",
     "NKESNResult",

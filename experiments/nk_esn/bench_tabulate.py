@@ -22,11 +22,6 @@ import numpy as np
 from qselax import esn as E
 from qselax import pole
 
-PRESETS = {
-    "reference": {"bias_scale": 1.0, "output_scale": 1.0},
-    "gain": {"bias_scale": 0.0, "output_scale": 30.0},
-}
-
 
 def _derivs(s, f, c):
     g = -c.gravity
@@ -92,7 +87,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     for preset in args.preset:
         for k in args.ks:
-            cfg = E.ESNConfig(n=args.n, k=k, **PRESETS[preset])
+            cfg = E.ESNConfig(n=args.n, k=k, **E.PRESETS[preset])
             net = E.make_esn(jax.random.key(args.seed), cfg)
             start = time.perf_counter()
             land = jax.block_until_ready(E.tabulate(net, plant))

@@ -26,13 +26,6 @@ import numpy as np
 from qselax import esn as E
 from qselax import pole
 
-# "reference": the defaults of the reference implementation (biases and all
-# weights U(-0.6, 0.6)); "gain": no biases (an odd controller) and output gain 30.
-PRESETS = {
-    "reference": {"bias_scale": 1.0, "output_scale": 1.0},
-    "gain": {"bias_scale": 0.0, "output_scale": 30.0},
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -53,7 +46,7 @@ def run(cfg: Config, out) -> None:
         for seed in cfg.seeds:
             config = E.NKESNConfig(
                 esn=E.ESNConfig(
-                    n=cfg.n, k=k, connectivity=cfg.connectivity, **PRESETS[cfg.preset]
+                    n=cfg.n, k=k, connectivity=cfg.connectivity, **E.PRESETS[cfg.preset]
                 ),
                 pole=pole.PoleConfig(substeps=cfg.substeps),
                 solvers=cfg.solvers,
@@ -150,7 +143,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--solvers", nargs="+", default=["vqe", "qaoa", "anneal", "grover"])
     p.add_argument("--sweeps", type=int, default=4)
-    p.add_argument("--preset", choices=tuple(PRESETS), default="gain")
+    p.add_argument("--preset", choices=tuple(E.PRESETS), default="gain")
     p.add_argument("--connectivity", choices=E.CONNECTIVITIES, default="adjacent")
     p.add_argument("--substeps", type=int, default=2)
     p.add_argument("--out", default="experiments/nk_esn/results.jsonl")
