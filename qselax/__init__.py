@@ -10,19 +10,16 @@ __version__ = "0.1.0"
 from qselax.data import DATASETS, Dataset, load_dataset, read_idx
 from qselax.distill import COMPRESSIONS, Distillation, DistillConfig, distill
 from qselax.esn import ESNConfig, NKESNConfig, NKESNResult, make_esn, nk_esn
+from qselax.bits import bit_index, bit_table, gather_bits, index_bits, scatter_bits
 from qselax.groups import (
     GROUPINGS,
     Grouping,
-    bit_index,
     explicit_grouping,
     flatten_masks,
-    gather_bits,
-    index_bits,
     make_grouping,
-    scatter_bits,
     unflatten_masks,
 )
-from qselax.landscapes import Engine, make_engine, naive_landscapes
+from qselax.landscapes import Landscape, naive_landscapes, network_landscape, network_params
 from qselax.networks import (
     INITS,
     MASK_LEVELS,
@@ -52,7 +49,7 @@ __all__ = [
     "DistillConfig",
     "ESNConfig",
     "Distillation",
-    "Engine",
+    "Landscape",
     "Grouping",
     "MaskableCNN",
     "MaskableMLP",
@@ -68,13 +65,15 @@ __all__ = [
     "__version__",
     "apply_masked",
     "bit_index",
+    "bit_table",
     "distill",
     "explicit_grouping",
     "flatten_masks",
     "gather_bits",
     "index_bits",
     "load_dataset",
-    "make_engine",
+    "network_landscape",
+    "network_params",
     "make_esn",
     "make_grouping",
     "make_model",

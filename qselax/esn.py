@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qselax import nk, pole
-from qselax.groups import bit_index, gather_bits, index_bits, scatter_bits
+from qselax.bits import bit_index, gather_bits, index_bits, scatter_bits
 from qselax.nk import CONNECTIVITIES
 from qselax.solvers import grover_search, make_solver
 

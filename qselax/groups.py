@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qselax.bits import check_k
 from qselax.networks import Masks, Model, mask_shapes
 
 GROUPINGS = ("fan_in", "block", "neuron")
@@ -77,11 +78,6 @@ class Grouping(NamedTuple):
     def offsets(self) -> np.ndarray:
         sizes = [math.prod(s) for s in self.shapes]
         return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-
-
-def _check_k(k: int) -> None:
-    if not isinstance(k, int | np.integer) or not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be an integer in [1, {MAX_K}], got {k!r}")
 
 
 def _chunks(indices: np.ndarray, k: int) -> list[np.ndarray]:
@@ -124,7 +120,7 @@ def make_grouping(name: str, model: Model, k: int) -> Grouping:
         ValueError: unknown name, bad ``k``, or a rule that does not fit the mask
             level (``neuron`` needs neuron masks, the others weight masks).
     """
-    _check_k(k)
+    check_k(k, high=MAX_K)
     if name not in GROUPINGS:
         raise ValueError(f"grouping must be one of {GROUPINGS}, got {name!r}")
     need = "neuron" if name == "neuron" else "weight"
@@ -170,7 +166,7 @@ def explicit_grouping(
     if not groups or any(g.size == 0 for g in groups):
         raise ValueError("groups must be a non-empty list of non-empty index lists")
     k = max(g.size for g in groups) if k is None else k
-    _check_k(k)
+    check_k(k, high=MAX_K)
     seen: set[int] = set()
     per_layer: list[list[np.ndarray]] = [[] for _ in shapes]
     for i, g in enumerate(groups):
@@ -201,37 +197,3 @@ def unflatten_masks(flat: jax.Array, shapes: Sequence[Sequence[int]]) -> Masks:
         out.append(flat[start : start + n].reshape(s))
         start += n
     return tuple(out)
-
-
-def gather_bits(flat: jax.Array, index: jax.Array, valid: jax.Array) -> jax.Array:
-    """Current bits of groups: ``(..., K)``, zero on padding."""
-    return jnp.where(valid, flat[index], jnp.zeros((), flat.dtype))
-
-
-def scatter_bits(
-    flat: jax.Array, index: jax.Array, valid: jax.Array, bits: jax.Array
-) -> jax.Array:
-    """Writes ``bits (G, K)`` into ``flat (N,)`` at valid positions.
-
-    Padded positions are routed to a scratch slot past the end, so they never race
-    with the valid position they repeat.
-    """
-    n = flat.shape[0]
-    target = jnp.where(valid, index, n).reshape(-1)
-    padded = jnp.concatenate([flat, jnp.zeros((1,), flat.dtype)])
-    return padded.at[target].set(bits.astype(flat.dtype).reshape(-1))[:n]
-
-
-def bit_index(bits: jax.Array) -> jax.Array:
-    """Configuration index of bit rows ``(..., K)``; bit 0 is the most significant."""
-    k = bits.shape[-1]
-    weights = jnp.asarray(2 ** np.arange(k - 1, -1, -1), jnp.int32)
-    weights = weights.reshape((1,) * (bits.ndim - 1) + (k,))
-    return jnp.sum(bits.astype(jnp.int32) * weights, axis=-1)
-
-
-def index_bits(index: jax.Array, k: int) -> jax.Array:
-    """Inverse of :func:`bit_index`: ``(...,) -> (..., K)`` int32 bits."""
-    shifts = jnp.asarray(np.arange(k - 1, -1, -1), jnp.int32)
-    shifts = shifts.reshape((1,) * index.ndim + (k,))
-    return (index[..., None].astype(jnp.int32) >> shifts) & 1

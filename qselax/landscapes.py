@@ -1,11 +1,31 @@
-"""Exact landscapes: the cost of all 2^K configurations of every group.
+"""Landscapes: the cost of all 2^K configurations of every group, for any method.
 
-A group's *landscape* is the vector ``C_g(s)``, ``s = 0 .. 2^K - 1``, of the network's
-cost on the validation split when the group's bits are set to configuration ``s`` (bit
-0 most significant, see :func:`qselax.groups.bit_index`) and every other mask bit is
-held at its current value.  It is the diagonal of the group's problem Hamiltonian H_C.
+A group's *landscape* is the vector ``C_g(s)``, ``s = 0 .. 2^K - 1``, of a method's
+cost when the group's bits are set to configuration ``s`` (bit 0 most significant,
+see :func:`qselax.bits.bit_index`) and every other mask bit is held at its current
+value.  It is the diagonal of the group's problem Hamiltonian H_C.
 
-Three evaluators compute the same numbers at very different prices:
+Every selection method is one :class:`Landscape`: pure functions of the method's
+data ``params`` (a pytree: network weights and a data split, a distillation block,
+an NK table, ...) and the flat mask, plus the static :class:`Segment` s its groups
+come in.  The sweep (:mod:`qselax.sweeps`) and the driver (:mod:`qselax.driver`)
+only ever talk to this interface:
+
+* ``prepare(params, flat) -> ctx``: what every group's landscape shares against the
+  current mask (e.g. the cached activations);
+* ``costs(params, flat, ctx, segment, arrays, configs=None) -> (G_sub, S)``: the
+  landscapes of a batch of groups of one segment (``arrays``: their rows of
+  ``segments[segment].arrays``), or with ``configs (G_sub, R)`` only those
+  configurations' costs (the finite-shot oracle evaluates exactly what it samples);
+* ``total(params, flat) -> ()``: the full cost the acceptance line search reads;
+* ``metrics(params, flat) -> dict`` of scalars recorded after every sweep.
+
+Groups run through :func:`map_groups` (a chunked ``vmap``) with the chunk chosen up
+front by the one memory planner :func:`plan_chunk`; a group whose own working set
+exceeds the budget is a ``ValueError`` at set-up, before any large allocation.
+
+This module holds the masked network's landscape (:func:`network_landscape`).  Its
+three evaluators compute the same numbers at very different prices:
 
 * ``rank1`` (dense layers): a group in layer ``l`` changes only a few columns ``J``
   of that layer's output (one column for a fan-in group), so the next layer's
@@ -17,52 +37,160 @@ Three evaluators compute the same numbers at very different prices:
 * ``naive``: the whole masked network per configuration.  Orders of magnitude slower;
   it is the test oracle and the benchmark's peer.
 
-Groups are evaluated with ``lax.map(..., batch_size=chunk)`` (a chunked ``vmap``), the
-chunk chosen up front from a memory budget; a group whose own working set exceeds the
-budget is a ``ValueError`` at set-up.
-
 Example:
-    >>> import jax, numpy as np
+    >>> import numpy as np
     >>> from flax import nnx
     >>> from qselax.networks import MaskableMLP, ones_masks
     >>> from qselax.groups import make_grouping, flatten_masks
     >>> model = MaskableMLP(4, (3,), 2, rngs=nnx.Rngs(0))
     >>> grouping = make_grouping("fan_in", model, k=2)
-    >>> engine = make_engine(model, grouping, num_samples=5)
+    >>> land = network_landscape(model, grouping, num_samples=5)
     >>> x, y = np.ones((5, 4), np.float32), np.zeros(5, np.int32)
-    >>> flat = flatten_masks(ones_masks(model))
-    >>> engine.all(model, flat, x, y).shape
+    >>> params = network_params(model, x, y)
+    >>> land.all(params, flatten_masks(ones_masks(model))).shape
     (10, 4)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
+from qselax.bits import bit_table
 from qselax.groups import Grouping, unflatten_masks
 from qselax.networks import (
     MaskableCNN,
     Model,
+    accuracy,
     activations,
     cross_entropy,
     error_rate,
     forward_from,
+    mask_shapes,
 )
 
+__all__ = [
+    "COSTS",
+    "EVALUATORS",
+    "Landscape",
+    "NetParams",
+    "Segment",
+    "column_sets",
+    "cost_fn",
+    "map_groups",
+    "naive_landscapes",
+    "network_landscape",
+    "network_params",
+    "plan_chunk",
+]
+
 COSTS = ("ce", "error")
-METHODS = ("auto", "rank1", "suffix", "naive")
+EVALUATORS = ("auto", "rank1", "suffix", "naive")
 
 
-def bit_table(k: int) -> np.ndarray:
-    """``(2^K, K)`` float32 table; row ``s`` holds the bits of ``s`` (bit 0 = MSB)."""
-    s = np.arange(2**k)[:, None]
-    return ((s >> np.arange(k - 1, -1, -1)[None, :]) & 1).astype(np.float32)
+class Segment(NamedTuple):
+    """Groups of one kind (e.g. one layer's) with their per-group arrays.
+
+    Attributes:
+        name: a label (``"layer0"``, ``"class3"``, ...).
+        arrays: dict of ``(G_s, ...)`` NumPy arrays built at set-up; ``index`` and
+            ``valid`` (``(G_s, K)``) always, others as the landscape needs.
+        chunk: groups per vectorised chunk (:func:`plan_chunk`).
+        block: groups solved together per step of a sequential sweep, or ``None``
+            for the sweep's ``block_size`` (NK colour classes fix their own).
+        bytes_per_group: the planner's working-set estimate of one group.
+    """
+
+    name: str
+    arrays: dict
+    chunk: int
+    block: int | None = None
+    bytes_per_group: int = 0
+
+    @property
+    def num_groups(self) -> int:
+        return int(self.arrays["index"].shape[0])
+
+
+class Landscape(NamedTuple):
+    """A selection method's cost over its groups' configurations (module docstring).
+
+    Attributes:
+        k: bits per group.
+        segments: the groups, in sweep order.
+        prepare: ``(params, flat) -> ctx``.
+        costs: ``(params, flat, ctx, segment: int, arrays, configs=None) -> (G_sub,
+            S)`` or ``(G_sub, R)`` with ``configs``.
+        total: ``(params, flat) -> ()`` the cost acceptance minimises.
+        metrics: ``(params, flat) -> dict`` of scalars, or ``None``.
+        network_oracle: whether ``costs`` evaluates ``configs`` by the network
+            itself (else only ``oracle="landscape"`` applies).
+    """
+
+    k: int
+    segments: tuple[Segment, ...]
+    prepare: Callable
+    costs: Callable
+    total: Callable
+    metrics: Callable | None = None
+    network_oracle: bool = False
+
+    @property
+    def num_groups(self) -> int:
+        return sum(s.num_groups for s in self.segments)
+
+    def all(self, params: Any, flat: jax.Array) -> jax.Array:
+        """``(G, 2^K)`` landscapes of every group against ``flat`` (in order)."""
+        flat = jnp.asarray(flat)
+        ctx = self.prepare(params, flat)
+        return jnp.concatenate(
+            [
+                self.costs(params, flat, ctx, i, _device(s.arrays))
+                for i, s in enumerate(self.segments)
+            ]
+        )
+
+
+def _device(arrays: Mapping) -> dict:
+    return {name: jnp.asarray(a) for name, a in arrays.items()}
+
+
+def plan_chunk(
+    num_groups: int, bytes_per_group: int, memory_mb: float, what: str
+) -> int:
+    """Groups per chunk that fit ``memory_mb``: the one memory planner.
+
+    Args:
+        num_groups: groups to evaluate.
+        bytes_per_group: estimated peak working set of one group.
+        memory_mb: the budget of one chunk.
+        what: how the error message names one group's working set (e.g. ``"one
+            group of layer 1 (2^8 configurations x 359 samples x 256 units)"``).
+
+    Raises:
+        ValueError: one group is over the budget (the message gives the estimate).
+    """
+    if not memory_mb > 0:
+        raise ValueError(f"memory_mb must be > 0, got {memory_mb}")
+    budget = int(memory_mb * 2**20)
+    if bytes_per_group > budget:
+        raise ValueError(
+            f"memory_mb: {what} needs about {bytes_per_group / 2**20:.0f} MiB, over "
+            f"the memory budget of {memory_mb:.0f} MiB: lower k, use fewer samples, "
+            "or raise memory_mb"
+        )
+    return int(max(1, min(num_groups, budget // max(1, bytes_per_group))))
+
+
+def map_groups(fn: Callable, arrays: Mapping, chunk: int) -> jax.Array:
+    """``fn`` over the leading (group) axis of ``arrays``, ``chunk`` groups at once."""
+    return jax.lax.map(fn, dict(arrays), batch_size=chunk)
 
 
 def cost_fn(name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
@@ -72,73 +200,18 @@ def cost_fn(name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
     return cross_entropy if name == "ce" else error_rate
 
 
-def _is_dense(model: Model, l: int) -> bool:
-    return not (isinstance(model, MaskableCNN) and l < model.num_conv)
+def column_sets(cols: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct output columns of each group and the bit-to-column one-hot.
 
+    Args:
+        cols: ``(G, K)`` output column of every bit.
+        valid: ``(G, K)`` validity.
 
-def _layer_method(model: Model, l: int, method: str) -> str:
-    """Which evaluator layer ``l``'s groups use."""
-    last = model.num_layers - 1
-    rank1_ok = _is_dense(model, l) and (l == last or _is_dense(model, l + 1))
-    if model.mask_level == "neuron":
-        rank1_ok = _is_dense(model, l) and _is_dense(model, l + 1)
-    if method == "rank1" and not rank1_ok:
-        raise ValueError(
-            f"method 'rank1' needs dense layers; layer {l} of this model is a "
-            "convolution: use 'auto' or 'suffix'"
-        )
-    if method == "auto":
-        return "rank1" if rank1_ok else "suffix"
-    return method
-
-
-class LayerPlan(NamedTuple):
-    """Per-group arrays of one layer's groups (all NumPy, built at set-up).
-
-    Attributes:
-        layer: the mask array / layer these groups belong to.
-        method: evaluator used.
-        arrays: dict of ``(G_l, ...)`` arrays: ``index``, ``valid``, ``local``
-            (index within the layer's raveled mask) and, for ``rank1``, ``rows``,
-            ``cols`` (``(G_l, Kc)`` distinct output columns) and ``assign``
-            (``(G_l, K, Kc)`` bit-to-column one-hot).
-        chunk: groups per ``vmap`` chunk.
+    Returns:
+        ``(cset (G, Kc) int32, assign (G, K, Kc) float32)``: the distinct columns
+        (padded with the first) and ``assign[g, j, c] = 1`` where bit ``j`` feeds
+        column ``cset[g, c]``.
     """
-
-    layer: int
-    method: str
-    arrays: dict
-    chunk: int
-
-
-class Engine(NamedTuple):
-    """Landscape evaluators of one model and grouping.
-
-    Attributes:
-        plans: one :class:`LayerPlan` per layer that has groups.
-        layer: ``(model, flat, cache, y, arrays, plan, configs=None) -> (G_sub,
-            S)``: landscapes of some groups of one layer given the cached
-            activations; with ``configs`` (``(G_sub, R)`` configuration indices)
-            only those configurations' costs, ``(G_sub, R)``: the network evaluated
-            on sampled bitstrings, as hardware would (the finite-shot oracle).
-        all: ``(model, flat, x, y) -> (G, S)``: landscapes of every group.
-        bytes_per_group: estimated peak working set of one group, per layer.
-    """
-
-    plans: tuple[LayerPlan, ...]
-    layer: Callable
-    all: Callable
-    bytes_per_group: tuple[int, ...]
-
-
-def _unit_view(model: Model, l: int, local: np.ndarray):
-    """(rows, cols) of raveled layer-``l`` kernel indices in its (fan_in, out) view."""
-    n_out = model.kernel(l).shape[-1]
-    return local // n_out, local % n_out
-
-
-def _column_sets(cols: np.ndarray, valid: np.ndarray):
-    """Distinct output columns of each group and the bit-to-column one-hot."""
     g, k = cols.shape
     sets = [np.unique(c[v]) for c, v in zip(cols, valid, strict=True)]
     kc = max(len(s) for s in sets)
@@ -152,6 +225,54 @@ def _column_sets(cols: np.ndarray, valid: np.ndarray):
     return out, assign
 
 
+# ------------------------------------------------------------ the masked network
+
+
+class NetParams(NamedTuple):
+    """The data of a network landscape (see :func:`network_params`).
+
+    Attributes:
+        weights: the network's state from ``nnx.split(model)`` (merged inside jit).
+        x, y: the cost split: ``(B, *features)`` inputs and ``(B,)`` labels.
+        splits: ``{name: (x, y)}`` splits scored after every sweep (metrics).
+    """
+
+    weights: Any
+    x: jax.Array
+    y: jax.Array
+    splits: dict
+
+
+def network_params(model: Model, x, y, splits: Mapping | None = None) -> NetParams:
+    """The ``params`` of :func:`network_landscape`: weights, cost and scored splits."""
+    _, weights = nnx.split(model)
+    splits = {
+        name: (jnp.asarray(sx), jnp.asarray(sy))
+        for name, (sx, sy) in (splits or {}).items()
+    }
+    return NetParams(weights, jnp.asarray(x), jnp.asarray(y), splits)
+
+
+def _is_dense(model: Model, l: int) -> bool:
+    return not (isinstance(model, MaskableCNN) and l < model.num_conv)
+
+
+def _layer_evaluator(model: Model, l: int, evaluator: str) -> str:
+    """Which evaluator layer ``l``'s groups use."""
+    last = model.num_layers - 1
+    rank1_ok = _is_dense(model, l) and (l == last or _is_dense(model, l + 1))
+    if model.mask_level == "neuron":
+        rank1_ok = _is_dense(model, l) and _is_dense(model, l + 1)
+    if evaluator == "rank1" and not rank1_ok:
+        raise ValueError(
+            f"evaluator 'rank1' needs dense layers; layer {l} of this model is a "
+            "convolution: use 'auto' or 'suffix'"
+        )
+    if evaluator == "auto":
+        return "rank1" if rank1_ok else "suffix"
+    return evaluator
+
+
 def _act_sizes(model: Model, feature_shape) -> list[int]:
     """Per-sample size of every layer's pre-activation and output."""
     hs, zs = jax.eval_shape(
@@ -161,42 +282,45 @@ def _act_sizes(model: Model, feature_shape) -> list[int]:
     return [math.prod(z.shape[1:]) for z in zs] + [math.prod(h.shape[1:]) for h in hs]
 
 
-def make_engine(
+def network_landscape(
     model: Model,
     grouping: Grouping,
     *,
     num_samples: int,
     feature_shape: tuple[int, ...] | None = None,
     cost: str = "ce",
-    method: str = "auto",
+    evaluator: str = "auto",
     memory_mb: float = 1024.0,
-) -> Engine:
-    """Plans the exact landscape evaluation of every group of ``grouping``.
+) -> Landscape:
+    """The masked network's cost on a data split, for every group of ``grouping``.
+
+    ``params`` is a :class:`NetParams` (:func:`network_params`): the cost is the
+    mean ``cost`` of the masked network on ``(params.x, params.y)``; ``metrics``
+    gives ``{split}_cost`` and ``{split}_accuracy`` of every split in
+    ``params.splits``.  Segments are the network's layers (those with groups).
 
     Args:
         model: the maskable network (only its structure and shapes are read here).
         grouping: the groups.
-        num_samples: validation samples B the landscapes average over.
+        num_samples: samples B of the cost split the landscapes average over.
         feature_shape: input feature shape (default: the model's).
         cost: ``"ce"`` (mean cross-entropy) or ``"error"`` (0-1 error).
-        method: ``"auto"`` (``rank1`` where layers are dense, else ``suffix``),
+        evaluator: ``"auto"`` (``rank1`` where layers are dense, else ``suffix``),
             ``"rank1"``, ``"suffix"`` or ``"naive"``.
         memory_mb: budget for one chunk's working set.
 
     Raises:
-        ValueError: unknown cost/method, a grouping that does not match the model,
-            or one group's working set over ``memory_mb`` (the message gives the
-            estimate).
+        ValueError: unknown cost/evaluator, a grouping that does not match the
+            model, or one group's working set over ``memory_mb`` (the message gives
+            the estimate).
     """
     cost_of = cost_fn(cost)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if evaluator not in EVALUATORS:
+        raise ValueError(f"evaluator must be one of {EVALUATORS}, got {evaluator!r}")
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    if memory_mb <= 0:
+    if not memory_mb > 0:
         raise ValueError(f"memory_mb must be > 0, got {memory_mb}")
-    from qselax.networks import mask_shapes
-
     if tuple(grouping.shapes) != tuple(mask_shapes(model)):
         raise ValueError(
             f"grouping was built for mask shapes {grouping.shapes}, the model has "
@@ -206,17 +330,19 @@ def make_engine(
         feature_shape = (
             model.in_shape if isinstance(model, MaskableCNN) else (model.widths[0],)
         )
+    graphdef = nnx.graphdef(model)
+    shapes = grouping.shapes
     k = grouping.k
     num_configs = 2**k
     sizes = _act_sizes(model, feature_shape)
     n_layers = model.num_layers
     offsets = grouping.offsets
     table = bit_table(k)
-    plans, per_group = [], []
+    segments, layers, hows = [], [], []
     for l, (start, stop) in enumerate(grouping.layer_slices):
         if stop == start:
             continue
-        how = _layer_method(model, l, method)
+        how = _layer_evaluator(model, l, evaluator)
         index = grouping.index[start:stop]
         valid = grouping.valid[start:stop]
         local = (index - offsets[l]).astype(np.int32)
@@ -224,9 +350,15 @@ def make_engine(
         # Widest array a configuration batch of one group holds at once.
         if how == "rank1":
             if model.mask_level == "weight":
-                rows, cols = _unit_view(model, l, local)
-                cset, assign = _column_sets(cols, valid)
-                arrays.update(rows=rows.astype(np.int32), cols=cset, assign=assign)
+                n_out = model.kernel(l).shape[-1]
+                rows, cols = local // n_out, local % n_out
+                cset, assign = column_sets(cols, valid)
+                arrays.update(
+                    rows=rows.astype(np.int32),
+                    cols=cset,
+                    assign=assign,
+                    cols_of_bits=cols.astype(np.int32),
+                )
             else:
                 arrays.update(
                     cols=local,
@@ -239,29 +371,32 @@ def make_engine(
         else:
             widest = max(sizes)
         nbytes = int(num_configs * num_samples * widest * 4 * 4)
-        budget = int(memory_mb * 2**20)
-        if nbytes > budget:
-            raise ValueError(
-                f"one group of layer {l} needs about {nbytes / 2**20:.0f} MiB "
-                f"(2^{k} configurations x {num_samples} samples x {widest} units), "
-                "over "
-                f"the memory budget of {memory_mb:.0f} MiB: lower k, use fewer "
-                "validation samples, or raise memory_mb"
-            )
-        chunk = max(1, min(stop - start, budget // nbytes))
-        plans.append(LayerPlan(l, how, arrays, int(chunk)))
-        per_group.append(nbytes)
+        chunk = plan_chunk(
+            stop - start,
+            nbytes,
+            memory_mb,
+            f"one group of layer {l} (2^{k} configurations x {num_samples} samples "
+            f"x {widest} units)",
+        )
+        segments.append(Segment(f"layer{l}", arrays, chunk, None, nbytes))
+        layers.append(l)
+        hows.append(how)
 
-    def layer_fn(model, flat, cache, y, arrays, plan: LayerPlan, configs=None):
-        hs, zs = cache
-        l = plan.layer
-        masks = unflatten_masks(flat, grouping.shapes)
+    def prepare(params: NetParams, flat):
+        net = nnx.merge(graphdef, params.weights)
+        return net, activations(net, params.x, unflatten_masks(flat, shapes))
+
+    def costs(params: NetParams, flat, ctx, segment: int, arrays, configs=None):
+        model, (hs, zs) = ctx
+        y = params.y
+        l, how = layers[segment], hows[segment]
+        masks = unflatten_masks(flat, shapes)
         xbits = jnp.asarray(table)
-        chunk = plan.chunk
+        chunk = segments[segment].chunk
         if configs is not None:
             # Only the given configurations of each group: (G_sub, R) indices.
             arrays = dict(arrays, configs=jnp.asarray(configs, jnp.int32))
-            chunk = max(1, plan.chunk * num_configs // max(1, configs.shape[-1]))
+            chunk = max(1, chunk * num_configs // max(1, configs.shape[-1]))
 
         def bits_of(g):
             return xbits if configs is None else xbits[g["configs"]]
@@ -317,41 +452,44 @@ def make_engine(
             def one(bits):
                 f = jnp.concatenate([flat, jnp.zeros((1,), flat.dtype)])
                 f = f.at[target].set(bits)[:-1]
-                m = unflatten_masks(f, grouping.shapes)
+                m = unflatten_masks(f, shapes)
                 return cost_of(forward_from(model, 0, hs[0], m), y)
 
             return jax.vmap(one)(bits_of(g))
 
-        fn = {"rank1": rank1, "suffix": suffix, "naive": naive}[plan.method]
-        if plan.method == "rank1" and model.mask_level == "weight":
-            arrays = dict(arrays)
-            # Column of each bit, needed to read its weight.
-            arrays["cols_of_bits"] = arrays["local"] % model.kernel(l).shape[-1]
-        return jax.lax.map(fn, arrays, batch_size=chunk)
+        fn = {"rank1": rank1, "suffix": suffix, "naive": naive}[how]
+        return map_groups(fn, arrays, chunk)
 
-    def all_fn(model, flat, x, y):
-        # Host (NumPy) masks too: flat is indexed by traced group indices below.
-        flat, x, y = jnp.asarray(flat), jnp.asarray(x), jnp.asarray(y)
-        masks = unflatten_masks(flat, grouping.shapes)
-        cache = activations(model, x, masks)
-        outs = [
-            layer_fn(model, flat, cache, y, jax.tree.map(jnp.asarray, p.arrays), p)
-            for p in plans
-        ]
-        return jnp.concatenate(outs, axis=0)
+    def total(params: NetParams, flat):
+        net = nnx.merge(graphdef, params.weights)
+        return cost_of(
+            forward_from(net, 0, params.x, unflatten_masks(flat, shapes)), params.y
+        )
 
-    return Engine(tuple(plans), layer_fn, all_fn, tuple(per_group))
+    def metrics(params: NetParams, flat):
+        net = nnx.merge(graphdef, params.weights)
+        masks = unflatten_masks(flat, shapes)
+        out = {}
+        for name, (x, y) in params.splits.items():
+            logits = forward_from(net, 0, x, masks)
+            out[f"{name}_cost"] = cost_of(logits, y)
+            out[f"{name}_accuracy"] = accuracy(logits, y)
+        return out
+
+    return Landscape(
+        k, tuple(segments), prepare, costs, total, metrics, network_oracle=True
+    )
 
 
 def naive_landscapes(model: Model, grouping: Grouping, flat, x, y, cost: str = "ce"):
     """The test oracle: a full masked forward pass per group and configuration."""
-    engine = make_engine(
+    land = network_landscape(
         model,
         grouping,
         num_samples=x.shape[0],
         feature_shape=tuple(x.shape[1:]),
         cost=cost,
-        method="naive",
+        evaluator="naive",
         memory_mb=64 * 1024,
     )
-    return engine.all(model, flat, x, y)
+    return land.all(network_params(model, x, y), flat)

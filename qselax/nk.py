@@ -19,6 +19,7 @@ T = 2^(K+1) table entries, G groups of Kg variables, S = 2^Kg group settings, B 
 * :func:`nk_group_landscapes`: the 2^Kg costs of each group's settings with all other
   bits held (the diagonal a K-qubit solver optimises).
 * :func:`colour_groups`, :func:`window_groups`: groups that can be optimised together.
+* :func:`nk_landscape`: shared-mask selection as a landscape of the one sweep.
 
 Array functions are pure and ``jax.jit``-compatible; structural integers (``n``,
 ``circular``) must be static.  Shape errors raise ``ValueError`` at trace time.
@@ -35,13 +36,15 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from qselax.groups import bit_index, index_bits, scatter_bits
+from qselax.bits import MAX_K, bit_index, check_k, index_bits, scatter_bits
+from qselax.landscapes import Landscape, Segment
 
 CONNECTIVITIES = ("adjacent", "random")
 MAX_EXHAUSTIVE_N = 24
@@ -463,3 +466,66 @@ def nk_group_landscapes(
         return nk_value(tables, neighbours, write(configs))
 
     return jax.vmap(one)(groups, valid.astype(bool))
+
+
+# --- the selection landscape ------------------------------------------------------
+
+
+class NKParams(NamedTuple):
+    """The data of :func:`nk_landscape`: ``tables (M, 2^(K+1))`` costs and the
+    ``neighbours (M, K+1)`` int32 wiring."""
+
+    tables: jax.Array
+    neighbours: jax.Array
+
+
+def nk_landscape(neighbours: ArrayLike, n: int, size: int) -> Landscape:
+    """NK shared-mask selection as a :class:`qselax.landscapes.Landscape`.
+
+    The N bits are cut into windows of ``size`` variables (:func:`window_groups`)
+    at offsets 0 and ``size // 2``; each offset's windows are split into colour
+    classes of non-interacting groups (:func:`colour_groups`).  The one segment
+    holds every class, padded to the widest class ``W``, with ``block = W``: a
+    sequential sweep solves one class per block, all its windows at once and
+    exactly (:func:`nk_group_landscapes` read off the tables), and the line search
+    keeps every improving window, since their gains add up.
+
+    ``params`` is an :class:`NKParams`; ``total`` is :func:`nk_value`.
+
+    Args:
+        neighbours: ``(M, K+1)`` the wiring (NumPy, read at set-up).
+        n: variables N.
+        size: bits (qubits) per window.
+
+    Raises:
+        ValueError: ``size`` outside ``[1, min(N, 24)]``.
+    """
+    neighbours = np.asarray(neighbours)
+    n = int(n)
+    check_k(size, "group_size", high=min(n, MAX_K))
+    classes = []
+    for offset in (0, size // 2):
+        groups, valid = window_groups(n, size, offset)
+        for members in colour_groups(groups, valid, neighbours):
+            classes.append((groups[members], valid[members]))
+    width = max(len(g) for g, _ in classes)
+    index = np.zeros((len(classes), width, size), np.int32)
+    valid = np.zeros((len(classes), width, size), bool)
+    for c, (g, v) in enumerate(classes):
+        index[c, : len(g)] = g
+        valid[c, : len(g)] = v
+    arrays = {"index": index.reshape(-1, size), "valid": valid.reshape(-1, size)}
+    segment = Segment("windows", arrays, width, block=width)
+
+    def prepare(params: NKParams, flat):
+        return None
+
+    def costs(params: NKParams, flat, ctx, segment: int, arrays, configs=None):
+        return nk_group_landscapes(
+            params.tables, params.neighbours, flat, arrays["index"], arrays["valid"]
+        )
+
+    def total(params: NKParams, flat):
+        return nk_value(params.tables, params.neighbours, flat)
+
+    return Landscape(size, (segment,), prepare, costs, total)

@@ -1,30 +1,38 @@
-"""The selection driver: groups, landscapes, a solver and sweeps on a frozen network.
+"""Direct selection: the whole frozen network, its groups, one solver, the driver.
 
 :func:`select` is the Python entry point of a local quantum neuron selection run::
 
-    sel = select(key, model, data, SelectConfig(solver="vqe", k=8, sweeps=3))
+    cfg = SelectConfig(solver=qselax.solvers.vqe(layers=3, steps=100), k=8)
+    sel = select(key, model, data, cfg)
     sel.masks, sel.optimum_rate, sel.history
 
-It builds everything static at set-up (grouping, landscape plan with its memory
-check, solver), compiles one sweep ahead of time (``compile_s``), then runs the
-sweeps (``run_s``) with a progress bar.  Selection only ever sees the validation split
-(the cost C(x)) and reports training accuracy; the test split is never touched here.
+It builds everything static at set-up (grouping, the network's landscape with its
+memory check, the solver), then hands the sweep to the one driver
+(:class:`qselax.driver.Driver`), which compiles it once (``compile_s``) and runs
+the sweeps (``run_s``) with a progress bar and the loggers.  The cost is the
+network's on the validation split; the training accuracy is reported; the test
+split is never touched here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
-from tqdm.auto import tqdm
 
-from qselax.groups import Grouping, flatten_masks, make_grouping, unflatten_masks
-from qselax.landscapes import COSTS, METHODS, make_engine
+from qselax.driver import Driver, Logger, initial_state
+from qselax.groups import (
+    GROUPINGS,
+    Grouping,
+    flatten_masks,
+    make_grouping,
+    unflatten_masks,
+)
+from qselax.landscapes import COSTS, EVALUATORS, network_landscape, network_params
 from qselax.networks import (
     Masks,
     Model,
@@ -34,32 +42,40 @@ from qselax.networks import (
     ones_masks,
     random_masks,
 )
-from qselax.solvers import SOLVERS, make_solver
-from qselax.sweeps import (
-    ORACLES,
-    SWEEP_MODES,
-    SelectionState,
-    attains,
-    make_sweep,
-)
+from qselax.solvers import make_solver
+
+try:  # TEMP until the solver specs land
+    from qselax.solvers import SolverSpec, solver_spec
+except ImportError:  # pragma: no cover
+    SolverSpec = str
+
+    def solver_spec(s):
+        return s
+
+from qselax.sweeps import ORACLES, SWEEP_MODES, make_sweep
+
+__all__ = ["INIT_MASKS", "SelectConfig", "Selection", "plan", "score", "select"]
 
 INIT_MASKS = ("ones", "random")
 
 
 @dataclasses.dataclass(frozen=True)
 class SelectConfig:
-    """Static settings of one selection run (hashable; never traced).
+    """Static settings of one direct selection run (hashable; never traced).
+
+    The defaults are the ``qselax run`` demo's (the command line reads them from
+    here).
 
     Attributes:
+        solver: a built solver spec (``qselax.solvers.vqe(layers=3)``) or a
+            registered name (its default options).
         grouping: ``fan_in``, ``block`` or ``neuron``.
         k: bits (qubits) per group.
-        solver: a name in :data:`qselax.solvers.SOLVERS`.
-        solver_options: ``((name, value), ...)`` passed to the solver factory.
         sweeps: number of sweeps.
-        mode: ``parallel`` or ``sequential``.
+        mode: ``sequential`` or ``parallel``.
         block_size: groups per block in sequential sweeps.
         cost: ``ce`` (cross-entropy) or ``error`` (0-1 error) on the validation split.
-        method: landscape evaluator (``auto``, ``rank1``, ``suffix``, ``naive``).
+        evaluator: landscape evaluator (``auto``, ``rank1``, ``suffix``, ``naive``).
         memory_mb: memory budget of one landscape chunk.
         init_mask: ``ones`` (start from the full random network) or ``random``
             (Bernoulli(1/2)).
@@ -69,27 +85,29 @@ class SelectConfig:
             masked network evaluated on them); see :func:`qselax.sweeps.make_sweep`.
     """
 
+    solver: SolverSpec | str = "vqe"
     grouping: str = "fan_in"
     k: int = 8
-    solver: str = "vqe"
-    solver_options: tuple[tuple[str, Any], ...] = ()
     sweeps: int = 3
-    mode: str = "parallel"
-    block_size: int = 1
+    mode: str = "sequential"
+    block_size: int = 64
     cost: str = "ce"
-    method: str = "auto"
+    evaluator: str = "auto"
     memory_mb: float = 512.0
     init_mask: str = "ones"
     val_samples: int | None = None
     oracle: str = "landscape"
 
-    def validate(self) -> None:
-        """Raises ``ValueError`` naming the first bad field."""
+    def __post_init__(self):
+        object.__setattr__(self, "solver", solver_spec(self.solver))
+
+    def validate(self) -> SelectConfig:
+        """Raises ``ValueError`` naming the first bad field; returns ``self``."""
         choices = {
-            "solver": tuple(SOLVERS),
+            "grouping": GROUPINGS,
             "mode": SWEEP_MODES,
             "cost": COSTS,
-            "method": METHODS,
+            "evaluator": EVALUATORS,
             "init_mask": INIT_MASKS,
             "oracle": ORACLES,
         }
@@ -98,10 +116,13 @@ class SelectConfig:
                 raise ValueError(
                     f"{name} must be one of {options}, got {getattr(self, name)!r}"
                 )
-        if not isinstance(self.sweeps, int) or self.sweeps < 1:
-            raise ValueError(f"sweeps must be an integer >= 1, got {self.sweeps!r}")
+        for name in ("sweeps", "block_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if self.val_samples is not None and self.val_samples < 1:
             raise ValueError(f"val_samples must be >= 1, got {self.val_samples}")
+        return self
 
 
 class Selection(NamedTuple):
@@ -110,8 +131,9 @@ class Selection(NamedTuple):
     Attributes:
         masks: the selected mask pytree.
         grouping: the groups used.
-        history: one dict per sweep (validation cost and accuracy, training
-            accuracy, optimum rates, accepted groups, look-ups, seconds).
+        history: one record per sweep (:mod:`qselax.driver`): ``cost``,
+            ``val_cost``, ``val_accuracy``, ``train_cost``, ``train_accuracy``,
+            optimum rates, accepted groups, look-ups, seconds.
         groups: per-group arrays of the last sweep (numpy), see
             :class:`qselax.sweeps.SweepInfo`.
         optimum_rate: fraction of all group solves (every sweep) whose chosen
@@ -161,6 +183,32 @@ def score(graphdef, weights, masks: Masks | None, x, y) -> dict:
     }
 
 
+def plan(model: Model, data, config: SelectConfig):
+    """Set-up of a direct selection: grouping, landscape, solver and the cost split.
+
+    Everything that can fail on bad settings happens here, before any heavy work.
+
+    Returns:
+        ``(grouping, landscape, solver, (x_val, y_val))``.
+    """
+    config.validate()
+    grouping = make_grouping(config.grouping, model, config.k)
+    x_val, y_val = np.asarray(data.x_val), np.asarray(data.y_val)
+    if config.val_samples is not None:
+        x_val, y_val = x_val[: config.val_samples], y_val[: config.val_samples]
+    landscape = network_landscape(
+        model,
+        grouping,
+        num_samples=x_val.shape[0],
+        feature_shape=tuple(x_val.shape[1:]),
+        cost=config.cost,
+        evaluator=config.evaluator,
+        memory_mb=config.memory_mb,
+    )
+    solver = make_solver(config.solver, config.k)
+    return grouping, landscape, solver, (x_val, y_val)
+
+
 def select(
     key: jax.Array,
     model: Model,
@@ -168,6 +216,7 @@ def select(
     config: SelectConfig = SelectConfig(),
     *,
     progress: bool = True,
+    loggers: Sequence[Logger] = (),
 ) -> Selection:
     """Selects masks of a frozen random network with local K-bit solvers.
 
@@ -178,6 +227,7 @@ def select(
             reported accuracy).
         config: static settings.
         progress: show a progress bar over sweeps.
+        loggers: callables given every sweep's history record as it is made.
 
     Returns:
         A :class:`Selection`.
@@ -186,131 +236,61 @@ def select(
         ValueError: bad settings, a grouping that does not fit the model, or a
             landscape chunk over the memory budget, all before any heavy work.
     """
-    config.validate()
-    grouping = make_grouping(config.grouping, model, config.k)
-    x_val, y_val = np.asarray(data.x_val), np.asarray(data.y_val)
-    if config.val_samples is not None:
-        x_val, y_val = x_val[: config.val_samples], y_val[: config.val_samples]
-    x_train, y_train = np.asarray(data.x_train), np.asarray(data.y_train)
-    engine = make_engine(
-        model,
-        grouping,
-        num_samples=x_val.shape[0],
-        feature_shape=tuple(x_val.shape[1:]),
-        cost=config.cost,
-        method=config.method,
-        memory_mb=config.memory_mb,
-    )
-    solver = make_solver(config.solver, config.k, **dict(config.solver_options))
+    grouping, landscape, solver, (x_val, y_val) = plan(model, data, config)
     sweep = make_sweep(
-        model,
-        grouping,
-        engine,
+        landscape,
         solver,
         mode=config.mode,
         block_size=config.block_size,
-        cost=config.cost,
         oracle=config.oracle,
     )
-    graphdef, weights = nnx.split(model)
-
-    @jax.jit
-    def step(weights, state, x_val, y_val, x_train, y_train):
-        return sweep(
-            nnx.merge(graphdef, weights), state, x_val, y_val, x_train, y_train
-        )
-
+    params = network_params(
+        model,
+        x_val,
+        y_val,
+        {"val": (x_val, y_val), "train": (data.x_train, data.y_train)},
+    )
     mask_key, state_key = jax.random.split(key)
     init = (
         ones_masks(model)
         if config.init_mask == "ones"
         else random_masks(mask_key, model)
     )
-    state = SelectionState(flatten_masks(init), state_key, jnp.zeros((), jnp.int32))
-    args = tuple(map(jnp.asarray, (x_val, y_val, x_train, y_train)))
-
-    start = time.perf_counter()
-    compiled = step.lower(weights, state, *args).compile()
-    compile_s = time.perf_counter() - start
-
-    history, solves = [], []
-    run_s = 0.0
-    bar = tqdm(
-        range(config.sweeps), desc=f"{config.solver} sweeps", disable=not progress
-    )
-    for i in bar:
-        start = time.perf_counter()
-        state, info = compiled(weights, state, *args)
-        info = jax.device_get(info)
-        seconds = time.perf_counter() - start
-        run_s += seconds
-        nontrivial = _nontrivial(info)
-        solves.append(
-            (
-                info.optimal,
-                info.top1_optimal,
-                nontrivial,
-                info.lookups,
-                info.oracle_calls,
-                info.shots,
-            )
+    state = initial_state(state_key, flatten_masks(init))
+    with Driver(
+        config.sweeps,
+        desc=f"{getattr(config.solver, 'name', config.solver)} sweeps",
+        progress=progress,
+        loggers=loggers,
+    ) as driver:
+        out = driver.run(
+            sweep, params, state, config.sweeps, k=config.k, stage="network"
         )
-        record = {
-            "sweep": i + 1,
-            "val_cost": float(info.val_cost),
-            "val_accuracy": float(info.val_accuracy),
-            "train_accuracy": float(info.train_accuracy),
-            "optimum_rate": float(np.mean(info.optimal)),
-            "top1_optimum_rate": float(np.mean(info.top1_optimal)),
-            "accepted": int(np.sum(info.accepted)),
-            "oracle_calls": int(np.sum(info.oracle_calls)),
-            "shots": int(np.sum(info.shots)),
-            "mean_entropy": _mean_or_none(info.entropy),
-            "seconds": seconds,
-        }
-        history.append(record)
-        bar.set_postfix(
-            val_cost=f"{record['val_cost']:.4f}",
-            val_acc=f"{record['val_accuracy']:.3f}",
-            opt=f"{record['optimum_rate']:.2f}",
-        )
-    optimal = np.concatenate([s[0] for s in solves])
-    top1 = np.concatenate([s[1] for s in solves])
-    nontrivial = np.concatenate([s[2] for s in solves])
-    lookups = int(sum(int(np.sum(s[3])) for s in solves))
-    oracle_calls = int(sum(int(np.sum(s[4])) for s in solves))
-    shots = int(sum(int(np.sum(s[5])) for s in solves))
+    info = out.info
     resources = dict(solver.resources)
     resources.update(groups=grouping.num_groups, group_size=grouping.k)
+    groups = {
+        name: np.asarray(v)
+        for name, v in info._asdict().items()
+        if name not in ("cost", "metrics", "real")
+    }
     return Selection(
-        masks=unflatten_masks(state.flat, grouping.shapes),
+        masks=unflatten_masks(out.state.flat, grouping.shapes),
         grouping=grouping,
-        history=history,
-        groups={name: np.asarray(v) for name, v in info._asdict().items()},
-        optimum_rate=float(np.mean(optimal)),
-        top1_optimum_rate=float(np.mean(top1)),
-        nontrivial_optimum_rate=float(np.mean(optimal[nontrivial]))
-        if nontrivial.any()
-        else 1.0,
-        lookups=lookups,
-        landscape_evals=int(config.sweeps * grouping.num_groups * 2**grouping.k),
-        oracle_calls=oracle_calls,
-        shots=shots,
+        history=out.history,
+        groups=groups,
+        optimum_rate=out.optimum_rate,
+        top1_optimum_rate=out.top1_optimum_rate,
+        nontrivial_optimum_rate=out.nontrivial_optimum_rate,
+        lookups=out.lookups,
+        landscape_evals=out.landscape_evals,
+        oracle_calls=out.oracle_calls,
+        shots=out.shots,
         entanglement=_entanglement(np.asarray(info.entropy), grouping),
         resources=resources,
-        compile_s=compile_s,
-        run_s=run_s,
+        compile_s=out.compile_s,
+        run_s=out.run_s,
     )
-
-
-def _nontrivial(info) -> np.ndarray:
-    """Groups whose landscape is not flat (a flat one is solved by any answer)."""
-    return ~np.asarray(attains(info.max_cost, info.min_cost))
-
-
-def _mean_or_none(values) -> float | None:
-    values = np.asarray(values)
-    return None if np.isnan(values).all() else float(np.nanmean(values))
 
 
 def _entanglement(entropy: np.ndarray, grouping: Grouping) -> dict | None:

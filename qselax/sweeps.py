@@ -1,9 +1,11 @@
-"""Sweeps: rebuild every group's landscape against the current mask and re-solve it.
+"""The one sweep: gather -> solve -> accept -> scatter, for every landscape.
 
-One sweep is one pure function ``(weights, state, data) -> (state, info)``: cached
-activations, exact landscapes, the solver's circuits, readout, acceptance, scatter of
-the new bits and the masked network's scores all happen inside it, so ``jax.jit`` of a
-sweep compiles once and every later sweep reuses it.
+A sweep re-solves every group of a :class:`qselax.landscapes.Landscape` against the
+current mask.  It is one pure function ``(params, state) -> (state, SweepInfo)``:
+the landscapes, the solver's circuits, the acceptance, the scatter of the new bits
+and the scores after it all happen inside it, so ``jax.jit`` of a sweep compiles
+once and every later sweep reuses it.  Direct selection, every distillation block
+and NK shared mode run on this same function; only their landscapes differ.
 
 Modes (``SWEEP_MODES``):
 
@@ -11,11 +13,14 @@ Modes (``SWEEP_MODES``):
   Changing many groups together can interact, so the proposals are ranked by their
   own gain ``C_g(current) - C_g(chosen)`` and a backtracking line search over how
   many of the best are applied (all improving ones, half of them, a quarter, ...,
-  one, none) keeps the prefix with the lowest full validation cost.  Since "none" is
-  a candidate, the cost never rises.
-* ``sequential``: layer by layer, groups in order, in blocks of ``block_size`` (1 by
-  default: pure coordinate descent); each block sees every earlier block's update and
-  applies the same line search within itself (for one group: accept if it improves).
+  one, none) keeps the prefix with the lowest total cost.  Since "none" is a
+  candidate, the cost never rises.
+* ``sequential``: segment by segment (e.g. layer by layer), groups in order, in
+  blocks of ``block_size`` (a segment may fix its own block, as NK colour classes
+  of non-interacting groups do); each block sees every earlier block's update and
+  applies the same line search within itself (for one group: accept if it
+  improves).  For non-interacting groups the line search keeps every improving
+  group, so each is accepted on its own merit.
 """
 
 from __future__ import annotations
@@ -28,17 +33,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qselax.groups import (
-    Grouping,
-    bit_index,
-    gather_bits,
-    index_bits,
-    scatter_bits,
-    unflatten_masks,
-)
-from qselax.landscapes import Engine, cost_fn
-from qselax.networks import accuracy, activations, forward_from
+from qselax.bits import bit_index, gather_bits, index_bits, scatter_bits
+from qselax.landscapes import Landscape
 from qselax.solvers import Solver
+
+__all__ = [
+    "OPTIMUM_RTOL",
+    "ORACLES",
+    "SWEEP_MODES",
+    "SelectionState",
+    "SweepInfo",
+    "attains",
+    "block_arrays",
+    "line_search_accept",
+    "make_sweep",
+]
 
 SWEEP_MODES = ("parallel", "sequential")
 ORACLES = ("landscape", "network")
@@ -60,12 +69,14 @@ class SelectionState(NamedTuple):
 
 
 class SweepInfo(NamedTuple):
-    """Per-group outcome of one sweep (``(G,)`` arrays) and scores after it.
+    """Per-group outcome of one sweep (``(G,)`` arrays) and the scores after it.
 
     ``min_cost`` is the exhaustive optimum of each group's exact landscape, so
     ``optimal`` (the chosen configuration attains it) is known for every solver.
     ``oracle_calls`` and ``shots`` are zero and ``entropy`` is NaN where the solver
-    does not report them.
+    does not report them.  ``real`` is False on padding groups (no valid bit) that
+    a segment carries to fill its blocks; their counts are zero.  ``cost`` is the
+    landscape's total cost after the sweep and ``metrics`` its scores.
     """
 
     chosen: jax.Array
@@ -82,9 +93,9 @@ class SweepInfo(NamedTuple):
     oracle_calls: jax.Array
     shots: jax.Array
     entropy: jax.Array
-    val_cost: jax.Array
-    val_accuracy: jax.Array
-    train_accuracy: jax.Array
+    real: jax.Array
+    cost: jax.Array
+    metrics: dict
 
 
 def attains(cost: jax.Array, minimum: jax.Array) -> jax.Array:
@@ -106,7 +117,7 @@ def line_search_accept(
         index, valid: ``(G, K)`` group indices and validity.
         new_bits: ``(G, K)`` proposed bits.
         gain: ``(G,)`` cost decrease each proposal achieves on its own.
-        evaluate: ``flat -> scalar`` full validation cost.
+        evaluate: ``flat -> scalar`` total cost.
 
     Returns:
         ``(new_flat, accepted (G,) bool, cost of new_flat)``.
@@ -133,125 +144,108 @@ def line_search_accept(
     return new_flat, take, costs[best]
 
 
+def block_arrays(arrays: dict, block_size: int) -> tuple[dict, int]:
+    """Pads a segment's group arrays to whole blocks: ``(blocks, size, ...)``.
+
+    The block is ``min(block_size, G_s)`` groups.  Padding groups copy the first
+    group with no valid bit, so their landscape is flat and they never change
+    anything; the sweep drops their outputs.
+
+    Returns:
+        ``(blocked arrays, G_s)``.
+    """
+    n = arrays["index"].shape[0]
+    size = min(block_size, n)
+    num_blocks = -(-n // size)
+    pad = num_blocks * size - n
+    out = {}
+    for name, a in arrays.items():
+        a = np.asarray(a)
+        filler = np.zeros((pad, *a.shape[1:]), a.dtype)
+        if name != "valid":
+            filler[:] = a[:1]
+        out[name] = jnp.asarray(
+            np.concatenate([a, filler]).reshape(num_blocks, size, *a.shape[1:])
+        )
+    return out, n
+
+
 def make_sweep(
-    model,
-    grouping: Grouping,
-    engine: Engine,
+    landscape: Landscape,
     solver: Solver,
     *,
-    mode: str = "parallel",
-    block_size: int = 1,
-    cost: str = "ce",
+    mode: str = "sequential",
+    block_size: int = 64,
     oracle: str = "landscape",
 ):
-    """Builds the pure sweep function of a model, grouping, engine and solver.
+    """Builds the pure sweep of a landscape and a solver.
 
     ``oracle`` is where finite-shot solvers get the costs of the configurations
     they measure: ``"landscape"`` reads them off the exact landscape the sweep
-    computes anyway (for the optimality check), ``"network"`` evaluates the masked
-    network on exactly those configurations (:attr:`Engine.layer` with
-    ``configs``), as hardware would.  Both give the same numbers; ``network``
-    costs one network evaluation per shot.
+    computes anyway (for the optimality check), ``"network"`` asks the landscape
+    to evaluate exactly those configurations (the masked network run on them, as
+    hardware would; only landscapes with ``network_oracle``).  Both give the same
+    numbers; ``network`` costs one network evaluation per shot.
+
+    Args:
+        landscape: the method's landscape.
+        solver: a built solver for ``landscape.k`` bits.
+        mode: ``"sequential"`` or ``"parallel"``.
+        block_size: groups per block in sequential sweeps.
+        oracle: ``"landscape"`` or ``"network"``.
 
     Returns:
-        ``sweep(weights_model, state, x_val, y_val, x_train, y_train) ->
-        (state, SweepInfo)`` where ``weights_model`` is the merged network (merge it
-        inside ``jit``).
+        ``sweep(params, state) -> (state, SweepInfo)``.
+
+    Raises:
+        ValueError: a bad mode, block size or oracle.
     """
     if mode not in SWEEP_MODES:
         raise ValueError(f"mode must be one of {SWEEP_MODES}, got {mode!r}")
-    if not isinstance(block_size, int) or block_size < 1:
+    if isinstance(block_size, bool) or not isinstance(block_size, int):
+        raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+    if block_size < 1:
         raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
     if oracle not in ORACLES:
         raise ValueError(f"oracle must be one of {ORACLES}, got {oracle!r}")
-    cost_of = cost_fn(cost)
-    k = grouping.k
-    shapes = grouping.shapes
-
-    def evaluate(net, flat, x, y):
-        return cost_of(forward_from(net, 0, x, unflatten_masks(flat, shapes)), y)
-
-    def finish(net, flat, per_group, x_val, y_val, x_train, y_train):
-        masks = unflatten_masks(flat, shapes)
-        val_logits = forward_from(net, 0, x_val, masks)
-        train_logits = forward_from(net, 0, x_train, masks)
-        return SweepInfo(
-            *per_group,
-            cost_of(val_logits, y_val),
-            accuracy(val_logits, y_val),
-            accuracy(train_logits, y_train),
+    if oracle == "network" and not landscape.network_oracle:
+        raise ValueError(
+            "oracle 'network' needs a landscape that evaluates sampled "
+            "configurations (the masked network's); use oracle='landscape'"
         )
+    k = landscape.k
+    segments = landscape.segments
 
-    plans = engine.plans
-
-    def parallel(net, state: SelectionState, x_val, y_val, x_train, y_train):
-        x_val, y_val, x_train, y_train = map(
-            jnp.asarray, (x_val, y_val, x_train, y_train)
-        )
-        key, sub = jax.random.split(state.key)
-        masks = unflatten_masks(state.flat, shapes)
-        cache = activations(net, x_val, masks)
-        lands = jnp.concatenate(
-            [
-                engine.layer(net, state.flat, cache, y_val, _arrays(p.arrays), p)
-                for p in plans
-            ]
-        )
-        arrays = {
-            "index": jnp.asarray(grouping.index),
-            "valid": jnp.asarray(grouping.valid),
-        }
-        sizes = np.cumsum([p.arrays["index"].shape[0] for p in plans])[:-1]
-
-        def network_oracle(configs):
-            parts = jnp.split(configs, sizes)
-            return jnp.concatenate(
-                [
-                    engine.layer(
-                        net, state.flat, cache, y_val, _arrays(p.arrays), p, part
-                    )
-                    for p, part in zip(plans, parts, strict=True)
-                ]
-            )
-
-        flat, per_group = _solve_with_landscapes(
-            net,
-            state.flat,
-            sub,
-            x_val,
-            y_val,
-            arrays,
-            lands,
-            network_oracle if oracle == "network" else None,
-        )
-        info = finish(net, flat, per_group, x_val, y_val, x_train, y_train)
-        return SelectionState(flat, key, state.sweep + 1), info
-
-    def _solve_with_landscapes(net, flat, key, x, y, arrays, lands, oracle_fn):
-        index, valid = arrays["index"], arrays["valid"]
+    def solve_accept(params, flat, key, index, valid, lands, oracle_fn):
         current = bit_index(gather_bits(flat, index, valid))
         res = solver.solve(key, lands, current, oracle_fn)
         num_groups = lands.shape[0]
+        real = jnp.any(valid, axis=-1)
 
         def count(v):
-            zeros = jnp.zeros((num_groups,), jnp.int32)
-            return zeros if v is None else v.astype(jnp.int32)
+            if v is None:
+                return jnp.zeros((num_groups,), jnp.int32)
+            return jnp.where(real, v.astype(jnp.int32), 0)
 
         def pick(i):
             return jnp.take_along_axis(lands, i[:, None], axis=-1)[:, 0]
 
         chosen_cost, cur_cost = pick(res.index), pick(current)
-        new_bits = index_bits(res.index, k)
         flat, take, _ = line_search_accept(
             flat,
             index,
             valid,
-            new_bits,
+            index_bits(res.index, k),
             cur_cost - chosen_cost,
-            lambda f: evaluate(net, f, x, y),
+            lambda f: landscape.total(params, f),
         )
         min_cost = jnp.min(lands, axis=-1)
         top1_cost = pick(res.top1)
+        entropy = (
+            jnp.full((num_groups,), jnp.nan, jnp.float32)
+            if res.entropy is None
+            else res.entropy.astype(jnp.float32)
+        )
         return flat, (
             res.index,
             res.top1,
@@ -261,79 +255,85 @@ def make_sweep(
             jnp.max(lands, axis=-1),
             cur_cost,
             take,
-            res.lookups,
+            count(res.lookups),
             attains(chosen_cost, min_cost),
             attains(top1_cost, min_cost),
             count(res.oracle_calls),
             count(res.shots),
-            jnp.full((num_groups,), jnp.nan, jnp.float32)
-            if res.entropy is None
-            else res.entropy.astype(jnp.float32),
+            entropy,
+            real,
         )
 
-    def sequential(net, state: SelectionState, x_val, y_val, x_train, y_train):
-        x_val, y_val, x_train, y_train = map(
-            jnp.asarray, (x_val, y_val, x_train, y_train)
+    def finish(params, state, key, flat, per_group):
+        metrics = {} if landscape.metrics is None else landscape.metrics(params, flat)
+        info = SweepInfo(*per_group, landscape.total(params, flat), metrics)
+        return SelectionState(flat, key, state.sweep + 1), info
+
+    def with_oracle(params, flat, ctx, segment, arrays):
+        if oracle != "network":
+            return None
+        return lambda configs: landscape.costs(
+            params, flat, ctx, segment, arrays, configs
         )
+
+    def parallel(params, state: SelectionState):
         key, sub = jax.random.split(state.key)
-        keys = jax.random.split(sub, len(plans))
+        flat = state.flat
+        ctx = landscape.prepare(params, flat)
+        arrays = [
+            {name: jnp.asarray(a) for name, a in s.arrays.items()} for s in segments
+        ]
+        lands = jnp.concatenate(
+            [landscape.costs(params, flat, ctx, i, a) for i, a in enumerate(arrays)]
+        )
+        sizes = np.cumsum([s.num_groups for s in segments])[:-1]
+        oracle_fn = None
+        if oracle == "network":
+
+            def oracle_fn(configs):
+                parts = jnp.split(configs, sizes)
+                return jnp.concatenate(
+                    [
+                        landscape.costs(params, flat, ctx, i, a, part)
+                        for i, (a, part) in enumerate(zip(arrays, parts, strict=True))
+                    ]
+                )
+
+        index = jnp.concatenate([a["index"] for a in arrays])
+        valid = jnp.concatenate([a["valid"] for a in arrays])
+        flat, per_group = solve_accept(
+            params, flat, sub, index, valid, lands, oracle_fn
+        )
+        return finish(params, state, key, flat, per_group)
+
+    def sequential(params, state: SelectionState):
+        key, sub = jax.random.split(state.key)
+        keys = jax.random.split(sub, len(segments))
         flat = state.flat
         outs = []
-        for plan, pkey in zip(plans, keys, strict=True):
-            blocks, n = _blocked(plan.arrays, block_size)
+        for i, (segment, skey) in enumerate(zip(segments, keys, strict=True)):
+            blocks, n = block_arrays(segment.arrays, segment.block or block_size)
             num_blocks = blocks["index"].shape[0]
 
-            def body(flat, xs, plan=plan):
+            def body(flat, xs, i=i):
                 arrays, bkey = xs
-                masks = unflatten_masks(flat, shapes)
-                cache = activations(net, x_val, masks)
-                lands = engine.layer(net, flat, cache, y_val, arrays, plan)
-
-                def network_oracle(configs):
-                    return engine.layer(net, flat, cache, y_val, arrays, plan, configs)
-
-                return _solve_with_landscapes(
-                    net,
+                ctx = landscape.prepare(params, flat)
+                lands = landscape.costs(params, flat, ctx, i, arrays)
+                return solve_accept(
+                    params,
                     flat,
                     bkey,
-                    x_val,
-                    y_val,
-                    arrays,
+                    arrays["index"],
+                    arrays["valid"],
                     lands,
-                    network_oracle if oracle == "network" else None,
+                    with_oracle(params, flat, ctx, i, arrays),
                 )
 
             flat, per_group = jax.lax.scan(
-                body, flat, (blocks, jax.random.split(pkey, num_blocks))
+                body, flat, (blocks, jax.random.split(skey, num_blocks))
             )
             outs.append(jax.tree.map(lambda a, n=n: a.reshape(-1)[:n], per_group))
         per_group = jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
-        info = finish(net, flat, per_group, x_val, y_val, x_train, y_train)
-        return SelectionState(flat, key, state.sweep + 1), info
+        return finish(params, state, key, flat, per_group)
 
     return parallel if mode == "parallel" else sequential
-
-
-def _arrays(arrays: dict) -> dict:
-    return {name: jnp.asarray(a) for name, a in arrays.items()}
-
-
-def _blocked(arrays: dict, block_size: int):
-    """Pads a layer's group arrays to whole blocks: ``(num_blocks, block, ...)``.
-
-    Padding groups have no valid bit, so their landscape is flat and they never
-    change anything; their outputs are dropped.
-    """
-    n = arrays["index"].shape[0]
-    num_blocks = -(-n // block_size)
-    pad = num_blocks * block_size - n
-    out = {}
-    for name, a in arrays.items():
-        a = np.asarray(a)
-        filler = np.zeros((pad, *a.shape[1:]), a.dtype)
-        if name != "valid":
-            filler[:] = a[:1]
-        out[name] = jnp.asarray(
-            np.concatenate([a, filler]).reshape(num_blocks, block_size, *a.shape[1:])
-        )
-    return out, n

@@ -24,7 +24,7 @@ from qselax.circuits import (
     init_hea_params,
     to_qasm,
 )
-from qselax.groups import bit_index, index_bits
+from qselax.bits import bit_index, index_bits
 
 tc = pytest.importorskip("tensorcircuit")  # configured by qselax.circuits
 

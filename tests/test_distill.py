@@ -28,7 +28,8 @@ from qselax.distill import (
     student_forward,
     student_widths,
 )
-from qselax.groups import flatten_masks, index_bits
+from qselax.bits import index_bits
+from qselax.groups import flatten_masks
 from qselax.networks import MaskableMLP, mask_shapes, ones_masks
 from qselax.solvers import make_solver
 

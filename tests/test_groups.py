@@ -11,17 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from qselax.bits import bit_index, gather_bits, index_bits, scatter_bits
 from qselax.groups import (
     GROUPINGS,
     MAX_K,
     Grouping,
-    bit_index,
     explicit_grouping,
     flatten_masks,
-    gather_bits,
-    index_bits,
     make_grouping,
-    scatter_bits,
     unflatten_masks,
 )
 from qselax.networks import make_model, mask_shapes

@@ -10,7 +10,8 @@ from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qselax.groups import bit_index, index_bits, make_grouping
+from qselax.bits import bit_index, index_bits
+from qselax.groups import make_grouping
 from qselax.landscapes import (
     COSTS,
     METHODS,

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qselax.data import Dataset
-from qselax.groups import flatten_masks, make_grouping, scatter_bits
+from qselax.bits import scatter_bits
+from qselax.groups import flatten_masks, make_grouping
 from qselax.landscapes import make_engine
 from qselax.networks import apply_masked, cross_entropy, make_model, random_masks
 from qselax.selection import SelectConfig, select

@@ -1,0 +1,256 @@
+"""The one driver: sweeps (and stages) of a compiled sweep, with history and hooks.
+
+Every method runs its sweeps through :class:`Driver`: direct selection is one stage
+(the whole network), distillation one stage per student block, NK shared mode one
+stage.  For each stage the driver compiles the sweep once ahead of time
+(``compile_s``), runs it ``sweeps`` times (``run_s``), keeps one history record per
+sweep, moves one progress bar over all stages, and hands every record to the
+``loggers`` as it is made (the hook where metric writers and checkpoints plug in,
+like netket's ``driver.run(n, out=loggers, callback=...)``).
+
+A history record holds ``stage``, ``sweep``, ``cost`` (the landscape's total cost
+after the sweep), the landscape's ``metrics`` (e.g. ``val_accuracy``),
+``optimum_rate`` and ``top1_optimum_rate`` of the sweep's solves, ``accepted``
+groups, ``lookups``, ``oracle_calls``, ``shots``, ``mean_entropy`` and ``seconds``.
+
+Example:
+    >>> import jax, numpy as np
+    >>> from qselax.nk import NKParams, nk_landscape
+    >>> from qselax.solvers import make_solver
+    >>> from qselax.sweeps import make_sweep
+    >>> tables = np.arange(16, dtype=np.float32).reshape(4, 4) % 3
+    >>> wiring = np.array([[0, 1], [1, 2], [2, 3], [3, 0]], np.int32)
+    >>> land = nk_landscape(wiring, 4, 2)
+    >>> params = NKParams(tables, wiring)
+    >>> sweep = make_sweep(land, make_solver("exhaustive", 2))
+    >>> state = initial_state(jax.random.key(0), np.ones(4, np.float32))
+    >>> with Driver(2, desc="nk", progress=False) as driver:
+    ...     out = driver.run(sweep, params, state, 2, k=2)
+    >>> [h["sweep"] for h in out.history], out.optimum_rate
+    ([1, 2], 1.0)
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from qselax.sweeps import SelectionState, SweepInfo, attains
+
+__all__ = ["Driver", "Logger", "StageResult", "initial_state", "sweep_record"]
+
+Logger = Callable[[dict], None]
+
+
+class StageResult(NamedTuple):
+    """What :meth:`Driver.run` measured over one stage's sweeps.
+
+    Attributes:
+        name: the stage's name.
+        state: the final :class:`qselax.sweeps.SelectionState`.
+        history: one record per sweep (module docstring).
+        info: the last sweep's :class:`qselax.sweeps.SweepInfo` (NumPy, padding
+            groups dropped).
+        groups: real groups of the stage (padding excluded).
+        optimum_rate: fraction of all group solves (every sweep) whose chosen
+            configuration attains the group's exhaustive minimum.
+        top1_optimum_rate: the same for the single most probable configuration.
+        nontrivial_optimum_rate: ``optimum_rate`` over groups whose landscape is
+            not flat (a flat landscape is solved by any answer; 1 if none).
+        lookups: landscape entries the solver's readout consulted, all sweeps.
+        landscape_evals: landscape entries computed, all sweeps (G 2^K a sweep).
+        oracle_calls: coherent oracle uses (Grover iterations), all sweeps.
+        shots: circuit executions measured, all sweeps.
+        compile_s: seconds to compile the sweep.
+        run_s: seconds of all sweeps after compilation.
+    """
+
+    name: str
+    state: SelectionState
+    history: list[dict]
+    info: SweepInfo
+    groups: int
+    optimum_rate: float
+    top1_optimum_rate: float
+    nontrivial_optimum_rate: float
+    lookups: int
+    landscape_evals: int
+    oracle_calls: int
+    shots: int
+    compile_s: float
+    run_s: float
+
+
+# Compiled sweeps by (sweep function, argument structure and shapes): a sweep built
+# once (e.g. NK shared mode's, cached per wiring and solver) compiles once however
+# many seeds run it.
+_COMPILED: OrderedDict = OrderedDict()
+_MAX_COMPILED = 16
+
+
+def _compiled(sweep: Callable, params: Any, state: SelectionState):
+    leaves, tree = jax.tree.flatten((params, state))
+    sig = (sweep, tree, tuple((tuple(x.shape), str(x.dtype)) for x in leaves))
+    if sig in _COMPILED:
+        _COMPILED.move_to_end(sig)
+        return _COMPILED[sig], False
+    compiled = jax.jit(sweep).lower(params, state).compile()
+    _COMPILED[sig] = compiled
+    if len(_COMPILED) > _MAX_COMPILED:
+        _COMPILED.popitem(last=False)
+    return compiled, True
+
+
+def initial_state(key: jax.Array, flat) -> SelectionState:
+    """A selection's starting state: the mask ``flat (N,)`` as float32 and a key."""
+    return SelectionState(jnp.asarray(flat, jnp.float32), key, jnp.zeros((), jnp.int32))
+
+
+def _real(info: SweepInfo, values) -> np.ndarray:
+    return np.asarray(values)[np.asarray(info.real, bool)]
+
+
+def _mean_or_none(values) -> float | None:
+    values = np.asarray(values, np.float64)
+    if values.size == 0 or np.isnan(values).all():
+        return None
+    return float(np.nanmean(values))
+
+
+def sweep_record(info: SweepInfo, **extra: Any) -> dict:
+    """The history record of one sweep (module docstring), ``extra`` keys first."""
+    return {
+        **extra,
+        "cost": float(info.cost),
+        **{name: float(v) for name, v in info.metrics.items()},
+        "optimum_rate": float(np.mean(_real(info, info.optimal))),
+        "top1_optimum_rate": float(np.mean(_real(info, info.top1_optimal))),
+        "accepted": int(np.sum(info.accepted)),
+        "lookups": int(np.sum(info.lookups)),
+        "oracle_calls": int(np.sum(info.oracle_calls)),
+        "shots": int(np.sum(info.shots)),
+        "mean_entropy": _mean_or_none(_real(info, info.entropy)),
+    }
+
+
+def _drop_padding(info: SweepInfo) -> SweepInfo:
+    real = np.asarray(info.real, bool)
+    if real.all():
+        return info
+    fields = {
+        name: np.asarray(v)[real]
+        for name, v in info._asdict().items()
+        if name not in ("cost", "metrics")
+    }
+    return info._replace(**fields)
+
+
+class Driver:
+    """Runs compiled sweeps stage by stage with one progress bar and the loggers.
+
+    Args:
+        total_sweeps: sweeps over all stages (the progress bar's length).
+        desc: the progress bar's label.
+        progress: show the bar.
+        loggers: callables given every history record as it is made.
+    """
+
+    def __init__(
+        self,
+        total_sweeps: int,
+        *,
+        desc: str = "sweeps",
+        progress: bool = True,
+        loggers: Sequence[Logger] = (),
+    ):
+        self.loggers = tuple(loggers)
+        self.bar = tqdm(total=total_sweeps, desc=desc, disable=not progress)
+
+    def __enter__(self) -> Driver:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the progress bar."""
+        self.bar.close()
+
+    def run(
+        self,
+        sweep: Callable,
+        params: Any,
+        state: SelectionState,
+        sweeps: int,
+        *,
+        k: int,
+        stage: str = "select",
+    ) -> StageResult:
+        """Compiles ``sweep`` once and runs it ``sweeps`` times from ``state``.
+
+        Args:
+            sweep: ``(params, state) -> (state, SweepInfo)`` (:func:`make_sweep`).
+            params: the landscape's data.
+            state: the starting state.
+            sweeps: how many sweeps.
+            k: bits per group (for ``landscape_evals``).
+            stage: the stage's name, recorded in every history record.
+
+        Returns:
+            A :class:`StageResult` (``compile_s`` is 0 where the same sweep was
+            compiled for the same shapes before).
+        """
+        start = time.perf_counter()
+        compiled, _ = _compiled(sweep, params, state)
+        compile_s = time.perf_counter() - start
+        history, infos = [], []
+        run_s = 0.0
+        for i in range(sweeps):
+            start = time.perf_counter()
+            state, info = compiled(params, state)
+            info = jax.device_get(info)
+            seconds = time.perf_counter() - start
+            run_s += seconds
+            infos.append(info)
+            record = sweep_record(info, stage=stage, sweep=i + 1)
+            record["seconds"] = seconds
+            history.append(record)
+            for logger in self.loggers:
+                logger(record)
+            self.bar.update(1)
+            self.bar.set_postfix(
+                stage=stage,
+                cost=f"{record['cost']:.4f}",
+                opt=f"{record['optimum_rate']:.2f}",
+            )
+        optimal = np.concatenate([_real(i, i.optimal) for i in infos])
+        top1 = np.concatenate([_real(i, i.top1_optimal) for i in infos])
+        nontrivial = np.concatenate(
+            [~np.asarray(attains(i.max_cost, i.min_cost))[i.real] for i in infos]
+        )
+        groups = int(np.sum(infos[-1].real))
+        return StageResult(
+            name=stage,
+            state=state,
+            history=history,
+            info=_drop_padding(infos[-1]),
+            groups=groups,
+            optimum_rate=float(np.mean(optimal)),
+            top1_optimum_rate=float(np.mean(top1)),
+            nontrivial_optimum_rate=float(np.mean(optimal[nontrivial]))
+            if nontrivial.any()
+            else 1.0,
+            lookups=int(sum(h["lookups"] for h in history)),
+            landscape_evals=int(sweeps * groups * 2**k),
+            oracle_calls=int(sum(h["oracle_calls"] for h in history)),
+            shots=int(sum(h["shots"] for h in history)),
+            compile_s=compile_s,
+            run_s=run_s,
+        )
