@@ -9,7 +9,8 @@ __version__ = "0.1.0"
 
 from qselax.data import DATASETS, Dataset, load_dataset, read_idx
 from qselax.distill import COMPRESSIONS, Distillation, DistillConfig, distill
-from qselax.esn import ESNConfig, NKESNConfig, NKESNResult, make_esn, nk_esn
+from qselax.esn import ESNConfig, make_esn
+from qselax.nk_selection import NKESNConfig, NKESNResult, nk_esn
 from qselax.bits import bit_index, bit_table, gather_bits, index_bits, scatter_bits
 from qselax.groups import (
     GROUPINGS,

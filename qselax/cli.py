@@ -3,37 +3,35 @@
 ``qselax run`` with no flags runs the default demo: digits, a random signed-constant
 MLP (64-256-10, 18,944 weights), fan-in groups of K = 8 weights, sequential sweeps with
 ``vqe`` and with ``exhaustive``, beside the trained dense twin and the unmasked random
-network.  It prints a comparison table and writes ``DIR/result.json`` (and the selected
-masks as ``DIR/masks_<solver>.npz``).  ``qselax run --config FILE.json`` reads the same
-settings from a JSON object whose keys are the long flag names (``--k`` -> ``"k"``,
-``--block-size`` -> ``"block_size"``); flags given on the command line win.
+network.  It prints a comparison table and writes ``DIR/result.json`` (the one schema
+of :mod:`qselax.results`), ``DIR/metrics.jsonl`` (one line per sweep, written as the
+run goes) and the selected masks (``DIR/masks_<solver>.npz``).  ``qselax run --config
+FILE.json`` reads the same settings from a JSON object whose keys are the long flag
+names (``--k`` -> ``"k"``, ``--block-size`` -> ``"block_size"``); flags given on the
+command line win.
 
-``--method`` picks the selection method: ``direct`` (the default above: the whole
-random network selected on the validation cost) or ``distill`` (paper method A,
-:mod:`qselax.distill`: a trained teacher MLP with ``--teacher-hidden`` widths, a
-random student twice as deep and ``--width-factor`` times wider, selected block by
-block to reproduce the teacher's layers, with ``--compression magnitude`` or
-``pool``).  The landscape evaluator of ``direct`` is ``--evaluator``.
+Every method's defaults are its config's (:class:`qselax.SelectConfig`,
+:class:`qselax.DistillConfig`, :class:`qselax.NKESNConfig`, the solver factories'):
+the command line reads them from there, so the API and the CLI cannot disagree.
+``--solver`` names the solvers to compare (each one run of the method); solver
+options come from ``--vqe-*``, ``--readout`` and ``--opt SOLVER.NAME=VALUE``.
 
-``--method nk-esn`` is paper method B (:mod:`qselax.esn`): an NK Echo State Network
-(``--n`` probe neurons and outputs, each output reading ``--k`` + 1 of them,
-``--reservoir`` neurons, ``--connectivity adjacent|random``) balances two poles on a
-cart without velocity inputs; every output's ``2^(K+1)`` bit settings are tabulated
-by one episode each, the masks are selected by each ``--solver`` in the
-``--nk-mode`` modes (``independent``: every output its own (K+1)-qubit problem;
-``shared``: one mask, windows of bits in ``--sweeps`` sweeps), beside the exact NK
-dynamic-programming optimum, and the committees are scored by the 625-start
-generalisation test.  Data flags do not apply.
+``--method`` picks the selection method: ``direct`` (the whole random network
+selected on the validation cost), ``distill`` (paper method A,
+:mod:`qselax.distill`: a trained teacher MLP and a random student selected block by
+block to reproduce its layers) or ``nk-esn`` (paper method B,
+:mod:`qselax.nk_selection`: an NK Echo State Network balancing two poles on a cart
+without velocity inputs, its committees scored by the 625-start generalisation
+test; data flags do not apply).  A flag of one method given to another is an error.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import json
-import os
-import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,42 +41,62 @@ from flax import nnx
 
 import qselax
 from qselax.data import DATASETS, load_dataset
-from qselax.distill import COMPRESSIONS, HIDDEN_WIDTHS, DistillConfig, distill
-from qselax.esn import CONNECTIVITIES, NK_MODES, ESNConfig, NKESNConfig, nk_esn
+from qselax.distill import HIDDEN_WIDTHS, DistillConfig, check_memory, distill
+from qselax.esn import ESNConfig
 from qselax.groups import GROUPINGS
-from qselax.landscapes import COSTS, METHODS
+from qselax.landscapes import COSTS, EVALUATORS
 from qselax.networks import INITS, MASK_LEVELS, count_weights, make_model, train_dense
+from qselax.nk import CONNECTIVITIES
+from qselax.nk_selection import NK_MODES, NKESNConfig, nk_esn
 from qselax.pole import PoleConfig
-from qselax.selection import INIT_MASKS, SelectConfig, score, select
-from qselax.solvers import SOLVERS, make_solver
+from qselax.results import SCHEMA, check_result, platform_info, write_atomic, write_json
+from qselax.selection import INIT_MASKS, SelectConfig, plan, score, select
+from qselax.solvers import SOLVERS, make_solver, solver_spec, vqe
+from qselax.student import COMPRESSIONS, make_student, make_teacher, student_forward
 from qselax.sweeps import ORACLES, SWEEP_MODES
 
-METHODS_RUN = ("direct", "distill", "nk-esn")
+__all__ = ["DEFAULTS", "METHODS", "build_parser", "format_table", "main", "resolve"]
+
+METHODS = ("direct", "distill", "nk-esn")
+
+_SELECT, _DISTILL, _NK, _ESN = (
+    SelectConfig(),
+    DistillConfig(),
+    NKESNConfig(),
+    ESNConfig(),
+)
+_VQE = {
+    name: p.default
+    for name, p in inspect.signature(vqe).parameters.items()
+    if p.default is not inspect.Parameter.empty
+}
+# The demo network of ``direct`` (the model is no part of SelectConfig).
+DIRECT_INIT = "signed_constant"
 
 DEFAULTS = {
+    "method": "direct",
     "dataset": "digits",
     "model": "mlp",
     "hidden": "256",
     "channels": "8,16",
-    "init": "signed_constant",
-    "mask_level": "weight",
-    "grouping": "fan_in",
-    "k": 8,
+    "init": None,  # the method's: DIRECT_INIT or DistillConfig.init
+    "mask_level": _DISTILL.mask_level,
+    "grouping": _SELECT.grouping,
+    "k": _SELECT.k,
     "solver": "vqe,exhaustive",
-    "sweeps": 3,
-    "mode": "sequential",
-    "block_size": 64,
-    "cost": "ce",
-    "init_mask": "ones",
-    "method": "direct",
-    "evaluator": "auto",
-    "memory_mb": 512.0,
-    "val_samples": None,
-    "vqe_layers": 3,
-    "vqe_steps": 100,
-    "vqe_lr": 0.1,
-    "readout": None,
-    "oracle": "landscape",
+    "sweeps": None,  # the method's: SelectConfig, DistillConfig or NKESNConfig
+    "mode": _SELECT.mode,
+    "block_size": _SELECT.block_size,
+    "cost": _SELECT.cost,
+    "init_mask": _SELECT.init_mask,
+    "evaluator": _SELECT.evaluator,
+    "memory_mb": _SELECT.memory_mb,
+    "val_samples": _SELECT.val_samples,
+    "oracle": _SELECT.oracle,
+    "vqe_layers": _VQE["layers"],
+    "vqe_steps": _VQE["steps"],
+    "vqe_lr": _VQE["learning_rate"],
+    "readout": _VQE["readout"],
     "opt": [],
     "seed": 0,
     "val_fraction": 0.2,
@@ -86,22 +104,82 @@ DEFAULTS = {
     "max_train": None,
     "data_dir": None,
     "dense_epochs": 100,
-    "teacher_hidden": "32",
-    "width_factor": 4,
-    "compression": "pool",
-    "hidden_width": "max",
-    "block_scale": True,
-    "teacher_epochs": 100,
-    "n": 100,
-    "reservoir": 60,
-    "connectivity": "adjacent",
-    "nk_mode": "independent,shared",
-    "max_steps": 1000,
-    "top_fraction": 0.2,
-    "bias_scale": 1.0,
-    "input_scale": 1.0,
-    "output_scale": 1.0,
+    "teacher_hidden": ",".join(map(str, _DISTILL.teacher_hidden)),
+    "width_factor": _DISTILL.width_factor,
+    "compression": _DISTILL.compression,
+    "hidden_width": _DISTILL.hidden_width,
+    "block_scale": _DISTILL.scale,
+    "teacher_epochs": _DISTILL.teacher_epochs,
+    "n": _ESN.n,
+    "reservoir": _ESN.reservoir,
+    "connectivity": _ESN.connectivity,
+    "nk_mode": ",".join(_NK.modes),
+    "max_steps": PoleConfig().max_steps,
+    "top_fraction": _NK.top_fraction,
+    "bias_scale": _ESN.bias_scale,
+    "input_scale": _ESN.input_scale,
+    "output_scale": _ESN.output_scale,
     "out": "runs/latest",
+}
+_METHOD_DEFAULTS = {
+    "direct": {"init": DIRECT_INIT, "sweeps": _SELECT.sweeps},
+    "distill": {"init": _DISTILL.init, "sweeps": _DISTILL.sweeps},
+    "nk-esn": {"sweeps": _NK.sweeps},
+}
+
+# Which settings apply to which method (``config`` in result.json records these).
+_COMMON = ("method", "solver", "opt", "seed", "out", "k", "sweeps")
+_VQE_KEYS = ("vqe_layers", "vqe_steps", "vqe_lr", "readout")
+_DATA = ("dataset", "val_fraction", "test_fraction", "max_train", "data_dir")
+_APPLIES = {
+    "direct": (
+        *_COMMON,
+        *_DATA,
+        "model",
+        "hidden",
+        "channels",
+        "init",
+        "mask_level",
+        "grouping",
+        "mode",
+        "block_size",
+        "cost",
+        "init_mask",
+        "evaluator",
+        "memory_mb",
+        "val_samples",
+        "oracle",
+        "dense_epochs",
+    ),
+    "distill": (
+        *_COMMON,
+        *_DATA,
+        "model",
+        "init",
+        "mask_level",
+        "grouping",
+        "block_size",
+        "memory_mb",
+        "val_samples",
+        "teacher_hidden",
+        "width_factor",
+        "compression",
+        "hidden_width",
+        "block_scale",
+        "teacher_epochs",
+    ),
+    "nk-esn": (
+        *_COMMON,
+        "n",
+        "reservoir",
+        "connectivity",
+        "nk_mode",
+        "max_steps",
+        "top_fraction",
+        "bias_scale",
+        "input_scale",
+        "output_scale",
+    ),
 }
 
 
@@ -146,11 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--init-mask", choices=INIT_MASKS, help="starting mask (default ones)")
     a(
         "--method",
-        choices=METHODS_RUN,
+        choices=METHODS,
         help="direct (select the whole network, default) or distill (layerwise "
         "selection against a trained teacher)",
     )
-    a("--evaluator", choices=METHODS, help="direct's landscape evaluator (auto)")
+    a("--evaluator", choices=EVALUATORS, help="direct's landscape evaluator (auto)")
     a("--memory-mb", type=float, help="memory budget of a landscape chunk (512)")
     a("--val-samples", type=int, help="cap on validation samples used as cost")
     a("--vqe-layers", type=int, help="VQE ansatz layers (default 3)")
@@ -217,9 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def resolve(args: argparse.Namespace) -> dict:
-    """Defaults, then the JSON config, then command-line flags."""
-    settings = dict(DEFAULTS)
+    """Defaults, then the JSON config, then command-line flags; checked.
+
+    Returns only the settings that apply to the chosen method (plus ``method``).
+    """
+    settings, given = dict(DEFAULTS), set()
     if args.config:
         path = Path(args.config)
         try:
@@ -232,9 +317,28 @@ def resolve(args: argparse.Namespace) -> dict:
         if unknown:
             raise ValueError(f"--config {path}: unknown keys {unknown}")
         settings.update(loaded)
+        given |= set(loaded)
     for name in DEFAULTS:
         value = getattr(args, name, None)
         if value is not None:
+            settings[name] = value
+            given.add(name)
+    method = settings["method"]
+    if method not in METHODS:
+        hint = ""
+        if method in EVALUATORS:
+            hint = " (the landscape evaluator is now 'evaluator' / --evaluator)"
+        raise ValueError(f"--method must be one of {METHODS}, got {method!r}{hint}")
+    if method == "distill":
+        _check_distill(settings, given)
+    stray = sorted(
+        k for k in given - set(_APPLIES[method]) - set(_VQE_KEYS) if k != "config"
+    )
+    if stray:
+        flags = ", ".join(_flag(k) for k in stray)
+        raise ValueError(f"{flags} do(es) not apply to --method {method}")
+    for name, value in _METHOD_DEFAULTS[method].items():
+        if settings[name] is None:
             settings[name] = value
     model = str(settings["model"])
     if ":" in model:
@@ -259,49 +363,42 @@ def resolve(args: argparse.Namespace) -> dict:
     _csv_ints(settings["channels"], "channels")
     if settings["dense_epochs"] < 0:
         raise ValueError(f"--dense-epochs must be >= 0, got {settings['dense_epochs']}")
-    if settings["method"] not in METHODS_RUN:
-        hint = ""
-        if settings["method"] in METHODS:
-            hint = " (the landscape evaluator is now 'evaluator' / --evaluator)"
+    if settings["evaluator"] not in EVALUATORS:
         raise ValueError(
-            f"--method must be one of {METHODS_RUN}, got {settings['method']!r}{hint}"
+            f"--evaluator must be one of {EVALUATORS}, got {settings['evaluator']!r}"
         )
-    if settings["evaluator"] not in METHODS:
-        raise ValueError(
-            f"--evaluator must be one of {METHODS}, got {settings['evaluator']!r}"
-        )
-    if settings["method"] == "distill":
-        _check_distill(settings)
-    if settings["method"] == "nk-esn":
+    for s in solvers:
+        _spec(settings, s)  # option names
+    if method == "nk-esn":
         _nk_config(settings).validate()
-    return settings
+    keep = set(_APPLIES[method]) | ({*_VQE_KEYS} if "vqe" in solvers else set())
+    if settings["model"] == "mlp":
+        keep.discard("channels")
+    return {k: v for k, v in settings.items() if k in keep}
 
 
-def _check_distill(settings: dict) -> None:
+def _check_distill(settings: dict, given: set) -> None:
     """Settings that ``--method distill`` cannot honour, named before any work."""
-    if not _csv_ints(settings["teacher_hidden"], "teacher-hidden"):
-        raise ValueError("--teacher-hidden needs at least one width")
     if settings["model"] != "mlp":
         raise ValueError("--method distill needs --model mlp (teacher and student)")
-    if settings["mode"] != "sequential":
+    if "mode" in given and settings["mode"] != "sequential":
         raise ValueError("--method distill runs sequential sweeps: drop --mode")
-    if settings["evaluator"] != "auto":
+    if "evaluator" in given:
         raise ValueError("--evaluator applies to --method direct only")
-    if settings["hidden_width"] not in HIDDEN_WIDTHS:
-        raise ValueError(
-            f"--hidden-width must be one of {HIDDEN_WIDTHS}, got "
-            f"{settings['hidden_width']!r}"
-        )
-    if settings["compression"] not in COMPRESSIONS:
-        raise ValueError(
-            f"--compression must be one of {COMPRESSIONS}, got "
-            f"{settings['compression']!r}"
-        )
+    if not _csv_ints(settings["teacher_hidden"], "teacher-hidden"):
+        raise ValueError("--teacher-hidden needs at least one width")
     for name in ("width_factor", "teacher_epochs"):
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{flag} must be an integer >= 1, got {value!r}")
+            raise ValueError(f"{_flag(name)} must be an integer >= 1, got {value!r}")
+    for name, options in (
+        ("hidden_width", HIDDEN_WIDTHS),
+        ("compression", COMPRESSIONS),
+    ):
+        if settings[name] not in options:
+            raise ValueError(
+                f"{_flag(name)} must be one of {options}, got {settings[name]!r}"
+            )
 
 
 def _parse_opt(text: str, solvers: list[str]) -> tuple[str, str, object]:
@@ -321,59 +418,40 @@ def _parse_opt(text: str, solvers: list[str]) -> tuple[str, str, object]:
     return solver, name, value
 
 
-def _select_config(settings: dict, solver: str) -> SelectConfig:
-    options = _solver_options(settings, solver)
-    return SelectConfig(
-        grouping=settings["grouping"],
-        k=settings["k"],
-        solver=solver,
-        solver_options=tuple(options.items()),
-        sweeps=settings["sweeps"],
-        mode=settings["mode"],
-        block_size=settings["block_size"],
-        cost=settings["cost"],
-        method=settings["evaluator"],
-        memory_mb=settings["memory_mb"],
-        init_mask=settings["init_mask"],
-        val_samples=settings["val_samples"],
-        oracle=settings["oracle"],
-    )
-
-
-def _solver_options(settings: dict, solver: str) -> dict:
+def _spec(settings: dict, solver: str):
+    """The solver spec of one ``--solver`` name: its flags and ``--opt`` values."""
     options = {}
     if solver == "vqe":
         options = {
-            "layers": settings["vqe_layers"],
-            "steps": settings["vqe_steps"],
-            "learning_rate": settings["vqe_lr"],
-            "readout": settings["readout"],
+            "layers": settings.get("vqe_layers", DEFAULTS["vqe_layers"]),
+            "steps": settings.get("vqe_steps", DEFAULTS["vqe_steps"]),
+            "learning_rate": settings.get("vqe_lr", DEFAULTS["vqe_lr"]),
+            "readout": settings.get("readout", DEFAULTS["readout"]),
         }
     for opt in settings["opt"]:
         target, name, value = _parse_opt(opt, settings["solver"].split(","))
         if target == solver:
             options[name] = value
-    return options
+    return solver_spec(solver, **options)
+
+
+def _select_config(settings: dict, solver: str) -> SelectConfig:
+    fields = {f.name for f in dataclasses.fields(SelectConfig)} - {"solver"}
+    return SelectConfig(
+        solver=_spec(settings, solver), **{k: settings[k] for k in fields}
+    )
 
 
 def _distill_config(settings: dict, solver: str) -> DistillConfig:
+    same = ("init", "mask_level", "grouping", "k", "sweeps", "block_size")
+    same += ("width_factor", "compression", "hidden_width", "teacher_epochs")
     return DistillConfig(
+        solver=_spec(settings, solver),
         teacher_hidden=_csv_ints(settings["teacher_hidden"], "teacher-hidden"),
-        width_factor=settings["width_factor"],
-        compression=settings["compression"],
-        init=settings["init"],
-        mask_level=settings["mask_level"],
-        grouping=settings["grouping"],
-        k=settings["k"],
-        solver=solver,
-        solver_options=tuple(_solver_options(settings, solver).items()),
-        sweeps=settings["sweeps"],
-        block_size=settings["block_size"],
-        teacher_epochs=settings["teacher_epochs"],
         memory_mb=settings["memory_mb"],
         val_samples=settings["val_samples"],
         scale=bool(settings["block_scale"]),
-        hidden_width=settings["hidden_width"],
+        **{k: settings[k] for k in same},
     )
 
 
@@ -382,52 +460,36 @@ def _nk_config(settings: dict) -> NKESNConfig:
     for mode in modes:
         if mode not in NK_MODES:
             raise ValueError(f"--nk-mode {mode!r} is not one of {NK_MODES}")
-    solvers = tuple(settings["solver"].split(","))
     try:
         plant = PoleConfig(max_steps=settings["max_steps"])
     except ValueError as err:
         raise ValueError(f"--max-steps: {err}") from None
+    esn = ("n", "k", "reservoir", "connectivity", "bias_scale", "input_scale")
     return NKESNConfig(
         esn=ESNConfig(
-            n=settings["n"],
-            k=settings["k"],
-            reservoir=settings["reservoir"],
-            connectivity=settings["connectivity"],
-            bias_scale=settings["bias_scale"],
-            input_scale=settings["input_scale"],
-            output_scale=settings["output_scale"],
+            output_scale=settings["output_scale"], **{k: settings[k] for k in esn}
         ),
         pole=plant,
-        solvers=solvers,
-        solver_options=tuple(
-            (s, tuple(_solver_options(settings, s).items())) for s in solvers
-        ),
+        solvers=tuple(_spec(settings, s) for s in settings["solver"].split(",")),
         modes=modes,
         sweeps=settings["sweeps"],
         top_fraction=settings["top_fraction"],
     )
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Writes through a temporary file in the same directory, then renames."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class _MetricsLog:
+    """The driver's logger hook: one JSON line per sweep in ``metrics.jsonl``."""
+
+    def __init__(self, path: Path, solver: str):
+        self.path, self.solver = path, solver
+
+    def __call__(self, record: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps({"solver": self.solver, **record}) + "\n")
 
 
-def run(settings: dict, *, progress: bool = True) -> dict:
-    """Runs one experiment and returns the result dict (also written to disk)."""
-    if settings.get("method", "direct") == "distill":
-        return run_distill(settings, progress=progress)
-    if settings.get("method") == "nk-esn":
-        return run_nk_esn(settings)
-    image = settings["model"] == "cnn"
-    data = load_dataset(
+def _load(settings: dict, image: bool = False):
+    return load_dataset(
         settings["dataset"],
         seed=settings["seed"],
         val_fraction=settings["val_fraction"],
@@ -436,47 +498,86 @@ def run(settings: dict, *, progress: bool = True) -> dict:
         image=image,
         data_dir=settings["data_dir"],
     )
+
+
+def _dataset_info(data) -> dict:
+    return {
+        "name": data.name,
+        "num_classes": data.num_classes,
+        "feature_shape": list(data.feature_shape),
+        "n_train": len(data.y_train),
+        "n_val": len(data.y_val),
+        "n_test": len(data.y_test),
+    }
+
+
+def _document(settings, solvers: dict, references, dataset, model, extra) -> dict:
+    """The result.json of a run (:mod:`qselax.results`)."""
+    method = settings["method"]
+    main = settings["solver"].split(",")[0]
+    common = {k: solvers[main][k] for k in solvers[main] if k not in ("history",)}
+    common.pop(method, None)
+    return check_result(
+        {
+            "schema": SCHEMA,
+            "qselax_version": qselax.__version__,
+            "method": method,
+            "seed": settings["seed"],
+            "solver": main,
+            "config": settings,
+            **common,
+            "solvers": solvers,
+            "references": references,
+            "dataset": dataset,
+            "model": model,
+            "platform": platform_info(),
+            method: extra,
+        }
+    )
+
+
+def _start(settings: dict) -> Path:
+    out = Path(settings["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.jsonl").unlink(missing_ok=True)
+    return out
+
+
+def run(settings: dict, *, progress: bool = True) -> dict:
+    """Runs one experiment and returns the result dict (also written to disk)."""
+    runner = {"direct": run_direct, "distill": run_distill, "nk-esn": run_nk_esn}
+    return runner[settings["method"]](settings, progress=progress)
+
+
+def run_direct(settings: dict, *, progress: bool = True) -> dict:
+    """``--method direct``: the whole random network, a selection per solver."""
+    data = _load(settings, image=settings["model"] == "cnn")
     model = make_model(
         settings["model"],
         data.feature_shape,
         data.num_classes,
         hidden=_csv_ints(settings["hidden"], "hidden"),
-        channels=_csv_ints(settings["channels"], "channels"),
+        channels=_csv_ints(settings.get("channels", DEFAULTS["channels"]), "channels"),
         init=settings["init"],
         mask_level=settings["mask_level"],
         seed=settings["seed"],
     )
-    solvers = settings["solver"].split(",")
-    configs = {s: _select_config(settings, s) for s in solvers}
-    # Check every solver's settings (names, K, memory) before any heavy work.
-    from qselax.groups import make_grouping
-    from qselax.landscapes import make_engine
-
+    names = settings["solver"].split(",")
+    configs = {s: _select_config(settings, s) for s in names}
     for config in configs.values():
-        config.validate()
-        grouping = make_grouping(config.grouping, model, config.k)
-        n_val = len(data.y_val) if config.val_samples is None else config.val_samples
-        make_engine(
-            model,
-            grouping,
-            num_samples=min(n_val, len(data.y_val)),
-            feature_shape=data.feature_shape,
-            cost=config.cost,
-            method=config.method,
-            memory_mb=config.memory_mb,
-        )
-        make_solver(config.solver, config.k, **dict(config.solver_options))
-    out = Path(settings["out"])
-    out.mkdir(parents=True, exist_ok=True)
-
+        plan(model, data, config)  # every check before any heavy work
+    out = _start(settings)
     graphdef, weights = nnx.split(model)
     key = jax.random.key(settings["seed"])
-    references = {}
-    random_test = score(graphdef, weights, None, data.x_test, data.y_test)
-    random_train = score(graphdef, weights, None, data.x_train, data.y_train)
-    references["random"] = {
-        "test_accuracy": random_test["accuracy"],
-        "train_accuracy": random_train["accuracy"],
+    references = {
+        "random": {
+            "test_accuracy": score(graphdef, weights, None, data.x_test, data.y_test)[
+                "accuracy"
+            ],
+            "train_accuracy": score(
+                graphdef, weights, None, data.x_train, data.y_train
+            )["accuracy"],
+        }
     }
     if settings["dense_epochs"] > 0:
         start = time.perf_counter()
@@ -490,22 +591,27 @@ def run(settings: dict, *, progress: bool = True) -> dict:
             "epochs": dense.epochs,
             "seconds": time.perf_counter() - start,
         }
-
-    per_solver = {}
+    solvers = {}
     for i, (name, config) in enumerate(configs.items()):
         sel = select(
-            jax.random.fold_in(key, 100 + i), model, data, config, progress=progress
+            jax.random.fold_in(key, 100 + i),
+            model,
+            data,
+            config,
+            progress=progress,
+            loggers=[_MetricsLog(out / "metrics.jsonl", name)],
         )
-        test = score(graphdef, weights, sel.masks, data.x_test, data.y_test)
-        train = score(graphdef, weights, sel.masks, data.x_train, data.y_train)
-        val = score(graphdef, weights, sel.masks, data.x_val, data.y_val)
+        acc = {
+            split: score(graphdef, weights, sel.masks, x, y)
+            for split, (x, y) in {
+                "test": (data.x_test, data.y_test),
+                "train": (data.x_train, data.y_train),
+                "val": (data.x_val, data.y_val),
+            }.items()
+        }
         kept = float(sum(float(m.sum()) for m in sel.masks) / sel.grouping.num_bits)
-        per_solver[name] = {
-            "test_accuracy": test["accuracy"],
-            "train_accuracy": train["accuracy"],
-            "val_accuracy": val["accuracy"],
-            "test_loss": test["loss"],
-            "val_loss": val["loss"],
+        solvers[name] = {
+            **{f"{s}_accuracy": acc[s]["accuracy"] for s in ("test", "train", "val")},
             "optimum_rate": sel.optimum_rate,
             "top1_optimum_rate": sel.top1_optimum_rate,
             "nontrivial_optimum_rate": sel.nontrivial_optimum_rate,
@@ -513,99 +619,53 @@ def run(settings: dict, *, progress: bool = True) -> dict:
             "landscape_evals": sel.landscape_evals,
             "oracle_calls": sel.oracle_calls,
             "shots": sel.shots,
-            "entanglement": sel.entanglement,
-            "kept_fraction": kept,
             "resources": sel.resources,
             "compile_s": sel.compile_s,
             "run_s": sel.run_s,
             "history": sel.history,
+            "direct": {
+                "solver": config.solver.describe(),
+                "test_loss": acc["test"]["loss"],
+                "val_loss": acc["val"]["loss"],
+                "kept_fraction": kept,
+                "entanglement": sel.entanglement,
+            },
         }
         masks = {f"layer{j}": np.asarray(m, np.uint8) for j, m in enumerate(sel.masks)}
-        _write_atomic(out / f"masks_{name}.npz", lambda f, m=masks: np.savez(f, **m))
-
-    main = per_solver[solvers[0]]
-    result = {
-        "qselax_version": qselax.__version__,
-        "config": settings,
-        "seed": settings["seed"],
-        "method": "direct",
-        "solver": solvers[0],
-        **{
-            k: main[k]
-            for k in (
-                "test_accuracy",
-                "train_accuracy",
-                "val_accuracy",
-                "optimum_rate",
-                "top1_optimum_rate",
-                "nontrivial_optimum_rate",
-                "lookups",
-                "landscape_evals",
-                "oracle_calls",
-                "shots",
-                "entanglement",
-                "resources",
-                "compile_s",
-                "run_s",
-            )
-        },
-        "solvers": per_solver,
-        "references": references,
-        "dataset": {
-            "name": data.name,
-            "num_classes": data.num_classes,
-            "feature_shape": list(data.feature_shape),
-            "n_train": len(data.y_train),
-            "n_val": len(data.y_val),
-            "n_test": len(data.y_test),
-        },
-        "model": {"kind": settings["model"], "weights": count_weights(model)},
-        "platform": {
-            "jax": jax.__version__,
-            "backend": jax.default_backend(),
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-        },
-    }
-    text = json.dumps(result, indent=2, default=_json_default).encode()
-    _write_atomic(out / "result.json", lambda f: f.write(text))
+        write_atomic(out / f"masks_{name}.npz", lambda f, m=masks: np.savez(f, **m))
+    result = _document(
+        settings,
+        solvers,
+        references,
+        _dataset_info(data),
+        {"kind": settings["model"], "weights": count_weights(model)},
+        {},
+    )
+    write_json(out / "result.json", result)
     return result
 
 
 def run_distill(settings: dict, *, progress: bool = True) -> dict:
     """``--method distill``: one teacher, one student, a distillation per solver."""
-    from qselax.distill import check_memory, make_student, make_teacher
-    from qselax.networks import mask_shapes
-
-    data = load_dataset(
-        settings["dataset"],
-        seed=settings["seed"],
-        val_fraction=settings["val_fraction"],
-        test_fraction=settings["test_fraction"],
-        max_train=settings["max_train"],
-        data_dir=settings["data_dir"],
-    )
-    solvers = settings["solver"].split(",")
-    configs = {s: _distill_config(settings, s) for s in solvers}
+    data = _load(settings)
+    names = settings["solver"].split(",")
+    configs = {s: _distill_config(settings, s) for s in names}
     in_features = int(np.prod(data.feature_shape))
     n_val = len(data.y_val)
-    # Check every solver's settings (names, K, memory) before any heavy work.
-    for config in configs.values():
+    for config in configs.values():  # every check before any heavy work
         config.validate()
         samples = n_val if config.val_samples is None else config.val_samples
         check_memory(config, in_features, data.num_classes, min(samples, n_val))
-        make_solver(config.solver, config.k, **dict(config.solver_options))
-    out = Path(settings["out"])
-    out.mkdir(parents=True, exist_ok=True)
-
-    first = configs[solvers[0]]
+        make_solver(config.solver, config.k)
+    out = _start(settings)
+    first = configs[names[0]]
     key = jax.random.key(settings["seed"])
     t_key, s_key = jax.random.split(jax.random.fold_in(key, 2))
     start = time.perf_counter()
     teacher = make_teacher(t_key, data, first)
     teacher_s = time.perf_counter() - start
     student = make_student(s_key, in_features, data.num_classes, first)
-    per_solver = {}
+    solvers = {}
     for i, (name, config) in enumerate(configs.items()):
         res = distill(
             jax.random.fold_in(key, 100 + i),
@@ -614,24 +674,31 @@ def run_distill(settings: dict, *, progress: bool = True) -> dict:
             teacher=teacher,
             student=student,
             progress=progress,
+            loggers=[_MetricsLog(out / "metrics.jsonl", name)],
         )
         acc = res.accuracy["student"]
-        per_solver[name] = {
-            "test_accuracy": acc["test"],
-            "train_accuracy": acc["train"],
-            "val_accuracy": acc["val"],
-            "student_test_accuracy": acc["test"],
-            "block_losses": res.block_losses,
-            "block_scales": list(res.scales),
-            "block_optimum_rates": res.block_optimum_rates,
+        solvers[name] = {
+            **{f"{s}_accuracy": acc[s] for s in ("test", "train", "val")},
             "optimum_rate": res.optimum_rate,
             "top1_optimum_rate": res.top1_optimum_rate,
+            "nontrivial_optimum_rate": res.nontrivial_optimum_rate,
             "lookups": res.lookups,
             "landscape_evals": res.landscape_evals,
+            "oracle_calls": res.oracle_calls,
+            "shots": res.shots,
             "resources": res.resources,
             "compile_s": res.compile_s,
             "run_s": res.run_s,
-            "blocks": res.blocks,
+            "history": res.history,
+            "distill": {
+                "solver": config.solver.describe(),
+                "block_losses": res.block_losses,
+                "block_scales": list(res.scales),
+                "block_optimum_rates": res.block_optimum_rates,
+                "blocks": [
+                    {k: v for k, v in b.items() if k != "history"} for b in res.blocks
+                ],
+            },
         }
         arrays = {}
         for b, masks in enumerate(res.masks):
@@ -639,157 +706,103 @@ def run_distill(settings: dict, *, progress: bool = True) -> dict:
                 arrays[f"block{b}_layer{j}"] = np.asarray(m, np.uint8)
             arrays[f"block{b}_compression"] = np.asarray(res.projs[b])
             arrays[f"block{b}_scale"] = np.asarray(res.scales[b], np.float32)
-        _write_atomic(out / f"masks_{name}.npz", lambda f, m=arrays: np.savez(f, **m))
-
-    from qselax.distill import student_forward
-
-    ones = [
-        tuple(np.ones(s, np.float32) for s in mask_shapes(b)) for b in student.blocks
-    ]
-    unmasked = student_forward(student, res.projs, ones, data.x_test)
-    random_test = float(np.mean(np.argmax(unmasked, -1) == data.y_test))
+        write_atomic(out / f"masks_{name}.npz", lambda f, m=arrays: np.savez(f, **m))
+    unmasked = student_forward(student, res.projs, None, data.x_test)
     teacher_acc = res.accuracy["teacher"]
-    main = per_solver[solvers[0]]
-    fields = (
-        "test_accuracy",
-        "train_accuracy",
-        "val_accuracy",
-        "optimum_rate",
-        "top1_optimum_rate",
-        "lookups",
-        "landscape_evals",
-        "resources",
-        "compile_s",
-        "run_s",
-        "block_losses",
-        "block_optimum_rates",
-    )
-    result = {
-        "qselax_version": qselax.__version__,
-        "config": settings,
-        "seed": settings["seed"],
-        "method": "distill",
-        "solver": solvers[0],
-        **{k: main[k] for k in fields},
-        "teacher_test_accuracy": teacher_acc["test"],
-        "student_test_accuracy": main["test_accuracy"],
-        "solvers": per_solver,
-        "references": {
-            "teacher": {
-                "test_accuracy": teacher_acc["test"],
-                "train_accuracy": teacher_acc["train"],
-                "val_accuracy": teacher_acc["val"],
-                "epochs": settings["teacher_epochs"],
-                "seconds": teacher_s,
-            },
-            "random": {"test_accuracy": random_test},
+    references = {
+        "teacher": {
+            **{f"{s}_accuracy": teacher_acc[s] for s in ("test", "train", "val")},
+            "epochs": settings["teacher_epochs"],
+            "seconds": teacher_s,
         },
-        "dataset": {
-            "name": data.name,
-            "num_classes": data.num_classes,
-            "feature_shape": list(data.feature_shape),
-            "n_train": len(data.y_train),
-            "n_val": len(data.y_val),
-            "n_test": len(data.y_test),
-        },
-        "model": {
-            "kind": "mlp",
-            "teacher_widths": [in_features, *teacher.widths],
-            "student_block_widths": [list(b.widths) for b in student.blocks],
-            "weights": int(sum(count_weights(b) for b in student.blocks)),
-            "teacher_weights": count_weights(teacher.model),
-        },
-        "platform": {
-            "jax": jax.__version__,
-            "backend": jax.default_backend(),
-            "python": platform.python_version(),
-            "machine": platform.machine(),
+        "random": {
+            "test_accuracy": float(np.mean(np.argmax(unmasked, -1) == data.y_test))
         },
     }
-    text = json.dumps(result, indent=2, default=_json_default).encode()
-    _write_atomic(out / "result.json", lambda f: f.write(text))
+    model = {
+        "kind": "mlp",
+        "teacher_widths": [in_features, *teacher.widths],
+        "student_block_widths": [list(b.widths) for b in student.blocks],
+        "weights": int(sum(count_weights(b) for b in student.blocks)),
+        "teacher_weights": count_weights(teacher.model),
+    }
+    extra = {"teacher_test_accuracy": teacher_acc["test"]}
+    result = _document(settings, solvers, references, _dataset_info(data), model, extra)
+    write_json(out / "result.json", result)
     return result
 
 
-def run_nk_esn(settings: dict) -> dict:
+def run_nk_esn(settings: dict, *, progress: bool = True) -> dict:
     """``--method nk-esn``: tabulate, select with every solver and mode, score."""
     config = _nk_config(settings).validate()
-    out = Path(settings["out"])
-    out.mkdir(parents=True, exist_ok=True)
+    out = _start(settings)
     key = jax.random.key(settings["seed"])
-    res = nk_esn(key, config)
-    rows = res.rows
-    quantum = [r for r in rows if r["solver"] == config.solvers[0]]
-    main = quantum[0] if quantum else rows[0]
-    per_solver = {}
-    for r in rows:
-        per_solver.setdefault(r["solver"], {})[r["mode"]] = r
-    resources = {
-        name: make_solver(
-            name, config.esn.bits, **dict(dict(config.solver_options).get(name, ()))
-        ).resources
-        for name in config.solvers
+    res = nk_esn(key, config, loggers=[_MetricsLog(out / "metrics.jsonl", "shared")])
+    solvers, references = {}, {}
+    for row in res.rows:
+        label = row["solver"]
+        if (label, row["mode"]) in (("exhaustive", "independent"), ("dp", "shared")):
+            references[f"{label}/{row['mode']}"] = row
+            if label not in settings["solver"].split(","):
+                continue
+        solvers.setdefault(label, []).append(row)
+    entries = {}
+    for spec in config.solvers:
+        rows = solvers[spec.name]
+        main = rows[0]
+        history = [
+            {"mode": r["mode"], "sweep": i + 1, "fitness": f}
+            for r in rows
+            for i, f in enumerate(r.get("history", []))
+        ]
+        entries[spec.name] = {
+            # No classification task: the top committee's score / 625 and its
+            # training fitness stand for the test and train accuracies.
+            "test_accuracy": main["generalisation"]["top"] / 625,
+            "train_accuracy": min(1.0, max(0.0, main["train_fitness"]["top"])),
+            "val_accuracy": None,
+            "optimum_rate": main["optimum_rate"],
+            "top1_optimum_rate": None,
+            "nontrivial_optimum_rate": None,
+            "lookups": int(sum(r["lookups"] for r in rows)),
+            "landscape_evals": res.episodes,
+            "oracle_calls": int(sum(r["oracle_calls"] for r in rows)),
+            "shots": 0,
+            "resources": make_solver(spec, config.esn.bits).resources,
+            "compile_s": None,
+            "run_s": float(sum(r["select_s"] for r in rows)),
+            "history": history,
+            "nk-esn": {
+                "solver": spec.describe(),
+                "modes": {r["mode"]: r for r in rows},
+            },
+        }
+    model = {
+        "kind": "nk-esn",
+        "n": config.esn.n,
+        "k": config.esn.k,
+        "reservoir": config.esn.reservoir,
+        "connectivity": config.esn.connectivity,
+        "neighbours": np.asarray(res.esn.neighbours).tolist(),
     }
-    result = {
-        "qselax_version": qselax.__version__,
-        "config": settings,
-        "seed": settings["seed"],
-        "method": "nk-esn",
-        "solver": config.solvers[0],
-        "mode": main["mode"],
-        # The task has no accuracy: test_accuracy is the main row's top committee's
-        # generalisation score / 625, train_accuracy its training-start fitness.
-        "test_accuracy": main["generalisation"]["top"] / 625,
-        "train_accuracy": main["train_fitness"]["top"],
-        "generalisation": main["generalisation"],
-        "optimum_rate": main["optimum_rate"],
+    extra = {
+        "rows": res.rows,
         "nk_optimum": res.optimum,
-        "rows": rows,
-        "solvers": per_solver,
-        "resources": resources.get(config.solvers[0], {}),
-        "solver_resources": resources,
         "tabulate_s": res.tabulate_s,
         "episodes": res.episodes,
-        "compile_s": None,
-        "run_s": res.tabulate_s + sum(r["select_s"] for r in rows),
-        "model": {
-            "kind": "nk-esn",
-            "n": config.esn.n,
-            "k": config.esn.k,
-            "reservoir": config.esn.reservoir,
-            "connectivity": config.esn.connectivity,
-            "neighbours": np.asarray(res.esn.neighbours).tolist(),
-        },
-        "platform": {
-            "jax": jax.__version__,
-            "backend": jax.default_backend(),
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-        },
     }
+    result = _document(settings, entries, references, None, model, extra)
     arrays = {"fitness": np.asarray(res.landscapes.fitness)}
-    _write_atomic(out / "landscapes.npz", lambda f: np.savez(f, **arrays))
-    text = json.dumps(result, indent=2, default=_json_default).encode()
-    _write_atomic(out / "result.json", lambda f: f.write(text))
+    write_atomic(out / "landscapes.npz", lambda f: np.savez(f, **arrays))
+    write_json(out / "result.json", result)
     return result
 
 
 def format_nk_table(result: dict) -> str:
     """The NK-ESN table: generalisation scores (of 625) per solver and mode."""
-    rows = [
-        (
-            "solver",
-            "mode",
-            "all",
-            "top",
-            "best",
-            "optimum rate",
-            "sum f_i",
-            "look-ups",
-            "oracle calls",
-        )
-    ]
-    for r in result["rows"]:
+    head = ("solver", "mode", "all", "top", "best", "optimum rate", "sum f_i")
+    rows = [(*head, "look-ups", "oracle calls")]
+    for r in result["nk-esn"]["rows"]:
         g = r["generalisation"]
         rows.append(
             (
@@ -816,12 +829,8 @@ def _aligned(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+def _acc(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def format_table(result: dict) -> str:
@@ -831,45 +840,27 @@ def format_table(result: dict) -> str:
         rows.append(
             (
                 f"{name} (masks)",
-                f"{r['test_accuracy']:.4f}",
-                f"{r['train_accuracy']:.4f}",
+                _acc(r["test_accuracy"]),
+                _acc(r["train_accuracy"]),
                 f"{r['optimum_rate']:.3f} (top-1 {r['top1_optimum_rate']:.3f})",
                 f"{r['run_s']:.1f} + {r['compile_s']:.1f} compile",
             )
         )
-    refs = result["references"]
-    if "teacher" in refs:
-        d = refs["teacher"]
-        rows.append(
-            (
-                "teacher (trained)",
-                f"{d['test_accuracy']:.4f}",
-                f"{d['train_accuracy']:.4f}",
-                "-",
-                f"{d['seconds']:.1f}",
+    labels = {"teacher": "teacher (trained)", "dense": "dense (trained)"}
+    labels["random"] = "random (unmasked)"
+    for name, label in labels.items():
+        if name in result["references"]:
+            d = result["references"][name]
+            seconds = d.get("seconds")
+            rows.append(
+                (
+                    label,
+                    _acc(d.get("test_accuracy")),
+                    _acc(d.get("train_accuracy")),
+                    "-",
+                    "-" if seconds is None else f"{seconds:.1f}",
+                )
             )
-        )
-    if "dense" in refs:
-        d = refs["dense"]
-        rows.append(
-            (
-                "dense (trained)",
-                f"{d['test_accuracy']:.4f}",
-                f"{d['train_accuracy']:.4f}",
-                "-",
-                f"{d['seconds']:.1f}",
-            )
-        )
-    r = refs["random"]
-    rows.append(
-        (
-            "random (unmasked)",
-            f"{r['test_accuracy']:.4f}",
-            f"{r['train_accuracy']:.4f}" if "train_accuracy" in r else "-",
-            "-",
-            "-",
-        )
-    )
     return _aligned(rows)
 
 
@@ -881,21 +872,22 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"qselax: error: {err}", file=sys.stderr)
         return 2
-    if result.get("method") == "nk-esn":
-        m = result["model"]
+    where = f"\nwrote {Path(settings['out']) / 'result.json'}"
+    if result["method"] == "nk-esn":
+        m, nk = result["model"], result["nk-esn"]
         print(
             f"\nNK-ESN double pole without velocities: N={m['n']} outputs of K+1="
             f"{m['k'] + 1} probes ({m['connectivity']}), reservoir {m['reservoir']}; "
-            f"{result['episodes']} episodes tabulated in {result['tabulate_s']:.1f} s; "
+            f"{nk['episodes']} episodes tabulated in {nk['tabulate_s']:.1f} s; "
             "generalisation scores of 625 (committees: all outputs, top "
             f"{settings['top_fraction']:.0%}, best single output)"
         )
         print(format_nk_table(result))
-        print(f"\nwrote {Path(settings['out']) / 'result.json'}")
+        print(where)
         return 0
     d = result["dataset"]
     res = result["resources"]
-    if result.get("method") == "distill":
+    if result["method"] == "distill":
         m = result["model"]
         print(
             f"\n{d['name']}: {d['n_train']} train / {d['n_val']} val / "
@@ -906,10 +898,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(format_table(result))
         for name, r in result["solvers"].items():
-            losses = ", ".join(f"{v:.4f}" for v in r["block_losses"])
-            rates = ", ".join(f"{v:.3f}" for v in r["block_optimum_rates"])
+            losses = ", ".join(f"{v:.4f}" for v in r["distill"]["block_losses"])
+            rates = ", ".join(f"{v:.3f}" for v in r["distill"]["block_optimum_rates"])
             print(f"{name}: block losses [{losses}], optimum rates [{rates}]")
-        print(f"\nwrote {Path(settings['out']) / 'result.json'}")
+        print(where)
         return 0
     print(
         f"\n{d['name']}: {d['n_train']} train / {d['n_val']} val / {d['n_test']} test; "
@@ -918,7 +910,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({settings['grouping']}, {settings['mode']} sweeps x {settings['sweeps']})"
     )
     print(format_table(result))
-    print(f"\nwrote {Path(settings['out']) / 'result.json'}")
+    print(where)
     return 0
 
 

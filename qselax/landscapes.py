@@ -105,6 +105,7 @@ class Segment(NamedTuple):
         block: groups solved together per step of a sequential sweep, or ``None``
             for the sweep's ``block_size`` (NK colour classes fix their own).
         bytes_per_group: the planner's working-set estimate of one group.
+        kind: how the landscape evaluates them (e.g. the network's evaluator).
     """
 
     name: str
@@ -112,6 +113,7 @@ class Segment(NamedTuple):
     chunk: int
     block: int | None = None
     bytes_per_group: int = 0
+    kind: str = ""
 
     @property
     def num_groups(self) -> int:
@@ -378,7 +380,7 @@ def network_landscape(
             f"one group of layer {l} (2^{k} configurations x {num_samples} samples "
             f"x {widest} units)",
         )
-        segments.append(Segment(f"layer{l}", arrays, chunk, None, nbytes))
+        segments.append(Segment(f"layer{l}", arrays, chunk, None, nbytes, how))
         layers.append(l)
         hows.append(how)
 

@@ -491,7 +491,11 @@ def block_landscape(
     act = (lambda z: z) if last else jax.nn.relu
 
     def prepare(params: BlockParams, flat):
-        arrays, u, target = params
+        arrays, u, target = (
+            params.arrays,
+            jnp.asarray(params.u),
+            jnp.asarray(params.target),
+        )
         masks = unflatten_masks(flat, shapes)
         _, w1, _ = block_weights(arrays, masks, level)
         z0, h0, z1, out = block_forward(arrays, masks, u, level=level, last=last)
@@ -509,7 +513,11 @@ def block_landscape(
         }
 
     def costs(params: BlockParams, flat, ctx, segment: int, groups, configs=None):
-        arrays, u, target = params
+        arrays, u, target = (
+            params.arrays,
+            jnp.asarray(params.u),
+            jnp.asarray(params.target),
+        )
         layer = layers[segment]
         used, weight = arrays.used, arrays.weight  # (t, f)
         t, f = used.shape
@@ -557,7 +565,11 @@ def block_landscape(
         return map_groups(one, groups, segments[segment].chunk)
 
     def total(params: BlockParams, flat):
-        arrays, u, target = params
+        arrays, u, target = (
+            params.arrays,
+            jnp.asarray(params.u),
+            jnp.asarray(params.target),
+        )
         out = block_forward(
             arrays, unflatten_masks(flat, shapes), u, level=level, last=last
         )[-1]

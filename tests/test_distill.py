@@ -7,31 +7,28 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from qselax.bits import index_bits
 from qselax.data import load_dataset
-from qselax.distill import (
-    BlockState,
-    DistillConfig,
+from qselax.distill import DistillConfig, check_memory, direct_hidden, distill
+from qselax.driver import initial_state
+from qselax.groups import flatten_masks
+from qselax.networks import MaskableMLP, mask_shapes, ones_masks
+from qselax.solvers import make_solver, vqe
+from qselax.student import (
+    BlockParams,
     block_arrays,
     block_forward,
     block_grouping,
+    block_landscape,
     block_loss,
     block_scale,
-    check_memory,
     compression_matrix,
     compression_parts,
-    direct_hidden,
-    distill,
-    make_block_landscapes,
-    make_block_sweep,
-    make_plans,
     make_student,
     student_forward,
     student_widths,
 )
-from qselax.bits import index_bits
-from qselax.groups import flatten_masks
-from qselax.networks import MaskableMLP, mask_shapes, ones_masks
-from qselax.solvers import make_solver
+from qselax.sweeps import make_sweep
 
 TINY = DistillConfig(
     teacher_hidden=(4,),
@@ -161,23 +158,24 @@ def test_landscapes_match_hand_block_loss(compression, last, jit, scale):
     block, u, target, w0, w1, proj = _tiny_block(compression, last)
     config = DistillConfig(k=3, compression=compression)
     grouping = block_grouping(block, config, proj)
-    plans = make_plans(block, grouping, proj, num_samples=5, memory_mb=1.0)
-    arrays = block_arrays(block, proj)
+    land = block_landscape(
+        block, grouping, proj, last=last, scale=scale, num_samples=5, memory_mb=1.0
+    )
+    params = BlockParams(block_arrays(block, proj), u, target)
     rng = np.random.default_rng(1)
     m0 = (rng.random(w0.shape) < 0.7).astype(np.float32)
     m1 = (rng.random(w1.shape) < 0.7).astype(np.float32)
     flat = np.concatenate([m0.ravel(), m1.ravel()])
-    fn = make_block_landscapes("weight", 3, last, grouping.shapes, scale=scale)
     bits = np.asarray(index_bits(jnp.arange(8), 3), np.float32)
-    for plan in plans:
+    for i, plan in enumerate(land.segments):
 
-        def lands(arrays, flat, groups, plan=plan):
-            return fn(arrays, flat, u, target, groups, plan.layer, plan.chunk)
+        def lands(params, flat, groups, i=i):
+            return land.costs(params, flat, land.prepare(params, flat), i, groups)
 
         lands = jax.jit(lands) if jit else lands
 
         got = np.asarray(
-            lands(arrays, jnp.asarray(flat), jax.tree.map(jnp.asarray, plan.arrays))
+            lands(params, jnp.asarray(flat), jax.tree.map(jnp.asarray, plan.arrays))
         )
         chex.assert_shape(got, (len(plan.arrays["index"]), 8))
         for g, (idx, ok) in enumerate(
@@ -253,7 +251,7 @@ def test_block_forward_matches_networks_apply():
 def test_exhaustive_sweeps_decrease_block_losses(run):
     assert len(run.blocks) == 2
     for b in run.blocks:
-        losses = [b["initial_loss"]] + [h["loss"] for h in b["history"]]
+        losses = [b["initial_loss"]] + [h["cost"] for h in b["history"]]
         assert all(a >= c - 1e-5 for a, c in zip(losses, losses[1:], strict=False))
         assert losses[-1] < losses[0]
         assert b["optimum_rate"] == 1.0
@@ -276,27 +274,20 @@ def test_block_sweep_compiles_once(iris):
     block = make_student(jax.random.key(0), 4, 3, TINY).blocks[0]
     proj = compression_matrix("pool", np.zeros((1, 8)), 4)
     grouping = block_grouping(block, TINY, proj)
-    plans = make_plans(block, grouping, proj, num_samples=6, memory_mb=1.0)
-    sweep = make_block_sweep(
-        plans,
-        make_solver("exhaustive", 3),
-        level="weight",
-        last=False,
-        shapes=grouping.shapes,
-        block_size=4,
+    land = block_landscape(
+        block, grouping, proj, last=False, num_samples=6, memory_mb=1.0
     )
+    sweep = make_sweep(land, make_solver("exhaustive", 3), block_size=4)
     step = jax.jit(chex.assert_max_traces(sweep, n=1))
-    u = jnp.asarray(iris.x_val[:6])
-    target = jnp.ones((6, 4))
-    state = BlockState(
-        flatten_masks(ones_masks(block)), jax.random.key(1), jnp.zeros((), jnp.int32)
+    params = BlockParams(
+        block_arrays(block, proj), jnp.asarray(iris.x_val[:6]), jnp.ones((6, 4))
     )
-    arrays = block_arrays(block, proj)
-    state, first = step(arrays, state, u, target)
-    state, second = step(arrays, state, u, target)
+    state = initial_state(jax.random.key(1), flatten_masks(ones_masks(block)))
+    state, first = step(params, state)
+    state, second = step(params, state)
     assert int(state.sweep) == 2
-    assert float(second.loss) <= float(first.loss) + 1e-6
-    chex.assert_tree_all_finite((first, second))
+    assert float(second.cost) <= float(first.cost) + 1e-6
+    chex.assert_tree_all_finite([i._replace(entropy=0.0) for i in (first, second)])
 
 
 def test_vqe_runs_through_the_solver_interface(iris):
@@ -306,8 +297,7 @@ def test_vqe_runs_through_the_solver_interface(iris):
         k=4,
         sweeps=1,
         block_size=8,
-        solver="vqe",
-        solver_options=(("layers", 1), ("steps", 5)),
+        solver=vqe(layers=1, steps=5),
         teacher_epochs=5,
         val_samples=10,
     )
@@ -341,8 +331,8 @@ def test_vqe_runs_through_the_solver_interface(iris):
 def test_bad_config(iris, changes, match):
     import dataclasses
 
-    config = dataclasses.replace(TINY, **changes)
     with pytest.raises(ValueError, match=match):
+        config = dataclasses.replace(TINY, **changes)
         distill(jax.random.key(0), iris, config, progress=False)
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from qselax import esn as E
 from qselax import nk, pole
+from qselax import nk_selection as S
+from qselax.solvers import solver_spec
 
 # One tiny network and plant for the whole file, so every jitted function compiles
 # for a single set of shapes.
@@ -130,10 +132,10 @@ def test_committee_weights():
 
 
 def test_select_independent_exhaustive_and_quantum(land):
-    ex = E.select_independent(jax.random.key(0), land.fitness, "exhaustive")
+    ex = S.select_independent(jax.random.key(0), land.fitness, "exhaustive")
     assert ex.optimum_rate == 1.0
     chex.assert_trees_all_close(ex.fitness, jnp.max(land.fitness, axis=-1))
-    g = E.select_independent(jax.random.key(0), land.fitness, "grover")
+    g = S.select_independent(jax.random.key(0), land.fitness, "grover")
     assert 0.0 <= g.optimum_rate <= 1.0
     assert g.oracle_calls > 0
     assert 0 <= g.calls_to_optimum <= g.oracle_calls
@@ -141,18 +143,24 @@ def test_select_independent_exhaustive_and_quantum(land):
     chex.assert_shape(g.bits, (TINY.n, TINY.k + 1))
 
 
-def test_selection_compiles_once_per_solver(land):
-    E.select_independent(jax.random.key(0), land.fitness, "anneal")
-    _, solve = E._solver("anneal", TINY.k + 1, None)
+def test_selection_compiles_once_per_solver(net, land):
+    S.select_independent(jax.random.key(0), land.fitness, "anneal")
+    _, solve = S._jitted_solve(solver_spec("anneal"), TINY.k + 1)
     before = solve._cache_size()
-    E.select_independent(jax.random.key(1), land.fitness * 2.0, "anneal")
+    S.select_independent(jax.random.key(1), land.fitness * 2.0, "anneal")
     assert solve._cache_size() == before == 1
+    # Shared mode: one sweep per (wiring, window, solver), compiled once for every
+    # seed (the driver reuses the executable: no compile time the second time).
+    S.select_shared(jax.random.key(0), land.fitness, net.neighbours, "anneal")
+    hits = S._shared_sweep.cache_info().hits
+    S.select_shared(jax.random.key(1), land.fitness * 2.0, net.neighbours, "anneal")
+    assert S._shared_sweep.cache_info().hits == hits + 1
 
 
 def test_select_shared_never_falls_and_reaches_dp_with_one_window(net, land):
     x_opt, cost = nk.nk_dp(-land.fitness, circular=True)
     optimum = -float(cost)
-    sel = E.select_shared(
+    sel = S.select_shared(
         jax.random.key(0),
         land.fitness,
         net.neighbours,
@@ -165,7 +173,7 @@ def test_select_shared_never_falls_and_reaches_dp_with_one_window(net, land):
     assert np.all(np.diff(history) >= -1e-6)
     assert sel.history[-1] <= optimum + 1e-6
     chex.assert_trees_all_close(sel.bits, sel.mask[np.asarray(net.neighbours)])
-    whole = E.select_shared(
+    whole = S.select_shared(
         jax.random.key(0),
         land.fitness,
         net.neighbours,
@@ -195,10 +203,10 @@ def test_generalisation_scores_match_run_episodes(net, land):
 
 
 def test_nk_esn_end_to_end():
-    config = E.NKESNConfig(
+    config = S.NKESNConfig(
         esn=TINY, pole=PLANT, solvers=("vqe", "grover"), sweeps=2, chunk=16
     )
-    res = E.nk_esn(jax.random.key(0), config)
+    res = S.nk_esn(jax.random.key(0), config)
     names = [(r["solver"], r["mode"]) for r in res.rows]
     assert names[:2] == [("exhaustive", "independent"), ("dp", "shared")]
     assert set(names[2:]) == {
@@ -249,9 +257,8 @@ def test_esn_config_errors(change, match):
     ],
 )
 def test_nk_esn_config_errors(change, match):
-    config = dataclasses.replace(E.NKESNConfig(esn=TINY, pole=PLANT), **change)
     with pytest.raises(ValueError, match=match):
-        config.validate()
+        dataclasses.replace(S.NKESNConfig(esn=TINY, pole=PLANT), **change).validate()
 
 
 def test_tabulate_chunk_error(net):
@@ -260,7 +267,7 @@ def test_tabulate_chunk_error(net):
 
 
 def test_nk_esn_random_wiring_uses_exhaustive_reference():
-    config = E.NKESNConfig(
+    config = S.NKESNConfig(
         esn=dataclasses.replace(TINY, connectivity="random"),
         pole=PLANT,
         solvers=("anneal",),
@@ -268,7 +275,7 @@ def test_nk_esn_random_wiring_uses_exhaustive_reference():
         sweeps=2,
         chunk=16,
     )
-    res = E.nk_esn(jax.random.key(1), config)
+    res = S.nk_esn(jax.random.key(1), config)
     names = [(r["solver"], r["mode"]) for r in res.rows]
     assert names == [
         ("exhaustive", "independent"),

@@ -10,15 +10,15 @@ from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qselax.bits import bit_index, index_bits
+from qselax.bits import bit_index, bit_table, index_bits
 from qselax.groups import make_grouping
 from qselax.landscapes import (
     COSTS,
-    METHODS,
-    bit_table,
+    EVALUATORS,
     cost_fn,
-    make_engine,
     naive_landscapes,
+    network_landscape,
+    network_params,
 )
 from qselax.networks import apply_masked, cross_entropy, error_rate, make_model
 
@@ -74,19 +74,19 @@ class Setup:
         self.grouping = make_grouping(rule, model, k)
         self.graphdef, self.weights = nnx.split(model)
         self.engines = {
-            (method, cost): make_engine(
-                model, self.grouping, num_samples=B, cost=cost, method=method
+            (method, cost): network_landscape(
+                model, self.grouping, num_samples=B, cost=cost, evaluator=method
             )
             for method in ("auto", "suffix")
             for cost in COSTS
         }
         for tag, (method, factor) in CHUNKED.get(name, {}).items():
-            nbytes = max(self.engines[method, "ce"].bytes_per_group)
-            self.engines[tag, "ce"] = make_engine(
+            nbytes = max(p.bytes_per_group for p in self.engines[method, "ce"].segments)
+            self.engines[tag, "ce"] = network_landscape(
                 model,
                 self.grouping,
                 num_samples=B,
-                method=method,
+                evaluator=method,
                 memory_mb=factor * nbytes / 2**20,
             )
         self.run = jax.jit(self._all)
@@ -95,7 +95,10 @@ class Setup:
     def _all(self, weights, flat, x, y):
         TRACES[self.name] += 1  # runs only while tracing
         net = nnx.merge(self.graphdef, weights)
-        out = {key: e.all(net, flat, x, y) for key, e in self.engines.items()}
+        out = {
+            key: e.all(network_params(net, x, y), flat)
+            for key, e in self.engines.items()
+        }
         for cost in COSTS:
             out["naive", cost] = naive_landscapes(net, self.grouping, flat, x, y, cost)
         return out
@@ -275,14 +278,14 @@ def test_padding_bits_do_not_matter(name):
 def test_plans(name):
     s = setup(name)
     auto = s.engines["auto", "ce"]
-    assert tuple(p.method for p in auto.plans) == s.auto
-    assert all(p.method == "suffix" for p in s.engines["suffix", "ce"].plans)
+    assert tuple(p.kind for p in auto.segments) == s.auto
+    assert all(p.kind == "suffix" for p in s.engines["suffix", "ce"].segments)
     # With the default budget a layer's groups run as one chunk.
-    for plan in auto.plans:
-        a, b = s.grouping.layer_slices[plan.layer]
+    for plan in auto.segments:
+        a, b = s.grouping.layer_slices[int(plan.name.removeprefix("layer"))]
         assert plan.chunk == b - a
         np.testing.assert_array_equal(plan.arrays["index"], s.grouping.index[a:b])
-    assert len(auto.bytes_per_group) == len(auto.plans)
+        assert plan.bytes_per_group > 0
 
 
 @pytest.mark.parametrize("name", list(CHUNKED))
@@ -291,10 +294,10 @@ def test_chunk_sizes_follow_the_budget(name):
     for tag, (method, factor) in CHUNKED[name].items():
         full = s.engines[method, "ce"]
         small = s.engines[tag, "ce"]
-        budget = factor * max(full.bytes_per_group)
+        budget = factor * max(p.bytes_per_group for p in full.segments)
         chunks = []
-        for plan, nbytes in zip(small.plans, small.bytes_per_group, strict=True):
-            a, b = s.grouping.layer_slices[plan.layer]
+        for plan, nbytes in ((p, p.bytes_per_group) for p in small.segments):
+            a, b = s.grouping.layer_slices[int(plan.name.removeprefix("layer"))]
             assert plan.chunk == max(1, min(b - a, int(budget // nbytes)))
             chunks.append((plan.chunk, b - a))
         if factor == 1.0:  # the largest layer runs one group at a time
@@ -307,7 +310,7 @@ def test_chunk_sizes_follow_the_budget(name):
 def test_jit_and_eager_agree(name):
     s = setup(name)
     x, y, flat, out = s.landscapes(seed=11)
-    eager = s.engines["auto", "ce"].all(s.model, flat, x, y)
+    eager = s.engines["auto", "ce"].all(network_params(s.model, x, y), flat)
     np.testing.assert_allclose(eager, out["auto", "ce"], rtol=1e-5, atol=1e-6)
 
 
@@ -347,7 +350,7 @@ FAN3 = make_grouping("fan_in", MLP_W, 3)
     "kwargs, match",
     [
         ({"cost": "mse"}, r"cost must be one of \('ce', 'error'\)"),
-        ({"method": "fast"}, "method must be one of"),
+        ({"evaluator": "fast"}, "evaluator must be one of"),
         ({"num_samples": 0}, "num_samples must be >= 1, got 0"),
         ({"num_samples": -3}, "num_samples must be >= 1"),
         ({"memory_mb": 0}, "memory_mb must be > 0, got 0"),
@@ -357,7 +360,7 @@ FAN3 = make_grouping("fan_in", MLP_W, 3)
 def test_make_engine_bad_arguments(kwargs, match):
     args = {"num_samples": B, **kwargs}
     with pytest.raises(ValueError, match=match):
-        make_engine(MLP_W, FAN3, **args)
+        network_landscape(MLP_W, FAN3, **args)
 
 
 @pytest.mark.parametrize(
@@ -370,7 +373,7 @@ def test_make_engine_bad_arguments(kwargs, match):
 )
 def test_make_engine_mismatched_grouping(model, grouping):
     with pytest.raises(ValueError, match="grouping was built for mask shapes"):
-        make_engine(model, grouping, num_samples=B)
+        network_landscape(model, grouping, num_samples=B)
 
 
 @pytest.mark.parametrize(
@@ -378,8 +381,10 @@ def test_make_engine_mismatched_grouping(model, grouping):
 )
 def test_rank1_refuses_convolutions(model, rule):
     grouping = make_grouping(rule, model, 2)
-    with pytest.raises(ValueError, match="'rank1' needs dense layers; layer 0"):
-        make_engine(model, grouping, num_samples=B, method="rank1")
+    with pytest.raises(
+        ValueError, match="evaluator 'rank1' needs dense layers; layer 0"
+    ):
+        network_landscape(model, grouping, num_samples=B, evaluator="rank1")
 
 
 def test_rank1_refuses_last_conv_layer_at_neuron_level():
@@ -389,7 +394,7 @@ def test_rank1_refuses_last_conv_layer_at_neuron_level():
 
     grouping = explicit_grouping([[3, 4]], mask_shapes(CNN_N))  # layer 1: conv
     with pytest.raises(ValueError, match="layer 1 of this model is a convolution"):
-        make_engine(CNN_N, grouping, num_samples=B, method="rank1")
+        network_landscape(CNN_N, grouping, num_samples=B, evaluator="rank1")
 
 
 def test_memory_budget_error_gives_estimate():
@@ -398,19 +403,21 @@ def test_memory_budget_error_gives_estimate():
     n = 100_000
     need = 2**3 * n * 8 * 4 * 4 / 2**20  # 97.7 MiB
     with pytest.raises(ValueError) as err:
-        make_engine(MLP_W, FAN3, num_samples=n, method="suffix", memory_mb=16)
+        network_landscape(MLP_W, FAN3, num_samples=n, evaluator="suffix", memory_mb=16)
     msg = str(err.value)
-    assert "one group of layer 0 needs about 98 MiB" in msg
-    assert f"2^3 configurations x {n} samples x 8 units" in msg
+    assert "one group of layer 0 (2^3 configurations x" in msg
+    assert f"2^3 configurations x {n} samples x 8 units) needs about 98 MiB" in msg
     assert "memory budget of 16 MiB" in msg and "raise memory_mb" in msg
     # Exactly at the estimate it plans, one group per chunk.
-    engine = make_engine(MLP_W, FAN3, num_samples=n, method="suffix", memory_mb=need)
-    assert engine.plans[0].chunk == 1
-    assert engine.bytes_per_group[0] == 2**3 * n * 8 * 16
+    engine = network_landscape(
+        MLP_W, FAN3, num_samples=n, evaluator="suffix", memory_mb=need
+    )
+    assert engine.segments[0].chunk == 1
+    assert engine.segments[0].bytes_per_group == 2**3 * n * 8 * 16
 
 
-def test_methods_constant():
-    assert set(METHODS) == {"auto", "rank1", "suffix", "naive"}
+def test_evaluators_constant():
+    assert set(EVALUATORS) == {"auto", "rank1", "suffix", "naive"}
     assert set(COSTS) == {"ce", "error"}
 
 

@@ -11,14 +11,16 @@ from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qselax.data import Dataset
+from qselax import solvers
 from qselax.bits import scatter_bits
+from qselax.data import Dataset
+from qselax.driver import Driver, initial_state
 from qselax.groups import flatten_masks, make_grouping
-from qselax.landscapes import make_engine
+from qselax.landscapes import network_landscape, network_params
 from qselax.networks import apply_masked, cross_entropy, make_model, random_masks
 from qselax.selection import SelectConfig, select
 from qselax.solvers import make_solver
-from qselax.sweeps import SelectionState, line_search_accept, make_sweep
+from qselax.sweeps import line_search_accept, make_sweep
 
 K = 4
 
@@ -60,7 +62,9 @@ def test_sequential_block1_is_coordinate_descent():
     """With one group per block, every accepted group lands on its exact optimum
     of the landscape it saw, and the final mask is a fixed point after convergence."""
     data, model = tiny_data(), tiny_model()
-    cfg = SelectConfig(k=K, solver="exhaustive", sweeps=6, mode="sequential")
+    cfg = SelectConfig(
+        k=K, solver="exhaustive", sweeps=6, mode="sequential", block_size=1
+    )
     sel = select(jax.random.key(1), model, data, cfg, progress=False)
     last = sel.groups
     assert np.all(last["accepted"] <= (last["chosen_cost"] < last["current_cost"]))
@@ -68,42 +72,71 @@ def test_sequential_block1_is_coordinate_descent():
     assert sel.history[-1]["accepted"] <= sel.history[0]["accepted"]
 
 
+def _network(model, data):
+    grouping = make_grouping("fan_in", model, K)
+    land = network_landscape(model, grouping, num_samples=60)
+    splits = {"val": (data.x_val, data.y_val), "train": (data.x_train, data.y_train)}
+    return grouping, land, network_params(model, data.x_val, data.y_val, splits)
+
+
 def test_sweep_traces_once_and_state_advances():
     data, model = tiny_data(), tiny_model()
-    grouping = make_grouping("fan_in", model, K)
-    engine = make_engine(model, grouping, num_samples=60)
+    grouping, land, params = _network(model, data)
     solver = make_solver("exhaustive", K)
-    sweep = make_sweep(model, grouping, engine, solver, mode="sequential", block_size=3)
-    graphdef, weights = nnx.split(model)
-
-    @jax.jit
-    @chex.assert_max_traces(n=1)
-    def step(w, state, *xy):
-        return sweep(nnx.merge(graphdef, w), state, *xy)
-
+    sweep = make_sweep(land, solver, mode="sequential", block_size=3)
+    step = jax.jit(chex.assert_max_traces(sweep, n=1))
     flat = flatten_masks(random_masks(jax.random.key(2), model))
-    state = SelectionState(flat, jax.random.key(0), jnp.zeros((), jnp.int32))
-    xy = tuple(map(jnp.asarray, (data.x_val, data.y_val, data.x_train, data.y_train)))
-    state, info = step(weights, state, *xy)
-    state, info2 = step(weights, state, *xy)  # second sweep: no new trace
+    state = initial_state(jax.random.key(0), flat)
+    state, info = step(params, state)
+    state, info2 = step(params, state)  # second sweep: no new trace
     assert int(state.sweep) == 2
     chex.assert_shape(info.chosen, (grouping.num_groups,))
-    assert float(info2.val_cost) <= float(info.val_cost) + 1e-6
-    chex.assert_tree_all_finite((info.val_cost, info.min_cost, info.chosen_cost))
+    assert float(info2.cost) <= float(info.cost) + 1e-6
+    assert float(info2.metrics["val_cost"]) == float(info2.cost)
+    chex.assert_tree_all_finite((info.cost, info.min_cost, info.chosen_cost))
 
 
-def test_parallel_sweep_landscapes_match_engine():
-    """The first parallel sweep's per-group minima are the engine's landscape minima."""
+@pytest.mark.parametrize("mode", ["parallel", "sequential"])
+def test_sweep_landscapes_match_the_landscape(mode):
+    """The first sweep's per-group minima are the landscape's minima (parallel: all
+    against the starting mask; sequential with one block per segment: the first
+    segment's)."""
     data, model = tiny_data(), tiny_model()
-    grouping = make_grouping("fan_in", model, K)
-    engine = make_engine(model, grouping, num_samples=60)
-    sweep = make_sweep(model, grouping, engine, make_solver("exhaustive", K))
+    grouping, land, params = _network(model, data)
+    sweep = make_sweep(land, make_solver("exhaustive", K), mode=mode, block_size=999)
     flat = flatten_masks(random_masks(jax.random.key(3), model))
-    state = SelectionState(flat, jax.random.key(0), jnp.zeros((), jnp.int32))
-    _, info = sweep(model, state, data.x_val, data.y_val, data.x_train, data.y_train)
-    lands = engine.all(model, flat, data.x_val, data.y_val)
-    np.testing.assert_allclose(info.min_cost, lands.min(axis=1), rtol=1e-6)
-    np.testing.assert_allclose(info.max_cost, lands.max(axis=1), rtol=1e-6)
+    _, info = sweep(params, initial_state(jax.random.key(0), flat))
+    lands = np.asarray(land.all(params, flat))
+    first = slice(None) if mode == "parallel" else slice(*grouping.layer_slices[0])
+    np.testing.assert_allclose(
+        info.min_cost[first], lands.min(axis=1)[first], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        info.max_cost[first], lands.max(axis=1)[first], rtol=1e-6
+    )
+
+
+def test_driver_records_logs_and_compiles_once():
+    data, model = tiny_data(), tiny_model()
+    _, land, params = _network(model, data)
+    sweep = make_sweep(land, make_solver("exhaustive", K), block_size=8)
+    state = initial_state(
+        jax.random.key(0), flatten_masks(random_masks(jax.random.key(4), model))
+    )
+    seen = []
+    with Driver(3, progress=False, loggers=[seen.append]) as driver:
+        first = driver.run(sweep, params, state, 2, k=K, stage="a")
+        again = driver.run(sweep, params, first.state, 1, k=K, stage="b")
+    assert [(r["stage"], r["sweep"]) for r in seen] == [("a", 1), ("a", 2), ("b", 1)]
+    assert seen[:2] == first.history and seen[2:] == again.history
+    assert again.compile_s < first.compile_s  # the compiled sweep was reused
+    assert first.landscape_evals == 2 * land.num_groups * 2**K
+    costs = [r["cost"] for r in seen]
+    assert all(b <= a + 1e-6 for a, b in zip(costs, costs[1:], strict=False))
+    for record in seen:
+        assert {"val_accuracy", "train_accuracy", "optimum_rate", "seconds"} <= set(
+            record
+        )
 
 
 def test_neuron_level_selection_runs():
@@ -116,14 +149,10 @@ def test_neuron_level_selection_runs():
 
 def test_vqe_selection_close_to_exhaustive():
     data, model = tiny_data(), tiny_model()
-    opts = (("steps", 60), ("layers", 2))
-    vqe = select(
-        jax.random.key(0),
-        model,
-        data,
-        SelectConfig(k=K, solver="vqe", solver_options=opts, sweeps=2, block_size=8),
-        progress=False,
+    cfg = SelectConfig(
+        solver=solvers.vqe(steps=60, layers=2), k=K, sweeps=2, block_size=8
     )
+    vqe = select(jax.random.key(0), model, data, cfg, progress=False)
     assert vqe.optimum_rate >= 0.8
     assert vqe.lookups == 2 * vqe.grouping.num_groups  # readout 2^4/16 = 1
     assert vqe.resources["qubits"] == K and vqe.resources["two_qubit_gates"] == 6
@@ -166,7 +195,7 @@ def test_line_search_never_increases_cost(seed, scale):
         ("solver", "qaoa9", "solver"),
         ("mode", "diagonal", "mode"),
         ("cost", "mse", "cost"),
-        ("method", "fast", "method"),
+        ("evaluator", "fast", "evaluator"),
         ("init_mask", "zeros", "init_mask"),
         ("sweeps", 0, "sweeps"),
         ("val_samples", 0, "val_samples"),
@@ -177,8 +206,8 @@ def test_line_search_never_increases_cost(seed, scale):
 )
 def test_select_config_errors(field, value, match):
     fields = {"k": K, "solver": "exhaustive", field: value}
-    cfg = SelectConfig(**fields)
     with pytest.raises(ValueError, match=match):
+        cfg = SelectConfig(**fields)
         select(jax.random.key(0), tiny_model(), tiny_data(), cfg, progress=False)
 
 
