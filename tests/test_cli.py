@@ -1,11 +1,26 @@
 """The ``qselax run`` command: settings, result.json, datasets and errors."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from qselax.cli import DEFAULTS, build_parser, main, resolve
+from qselax.cli import (
+    _distill_config,
+    _nk_config,
+    _select_config,
+    build_parser,
+    main,
+    resolve,
+)
+from qselax.distill import DistillConfig
+from qselax.nk_selection import NKESNConfig
+from qselax.results import COMMON_KEYS, TOP_KEYS
+from qselax.selection import SelectConfig
+from qselax.solvers import vqe
+
+_VQE_FLAGS = {"layers": 3, "steps": 100, "learning_rate": 0.1, "readout": None}
 
 TINY = [
     "--hidden", "8", "--k", "4", "--sweeps", "1", "--vqe-steps", "10",
@@ -19,13 +34,39 @@ def _resolve(*argv):
 
 def test_defaults_are_the_documented_demo():
     s = _resolve()
-    assert s == DEFAULTS | {"solver": "vqe,exhaustive"}
+    assert s["method"] == "direct" and s["solver"] == "vqe,exhaustive"
     assert (s["dataset"], s["model"], s["grouping"], s["k"]) == (
         "digits",
         "mlp",
         "fan_in",
         8,
     )
+    assert (s["init"], s["sweeps"], s["hidden"]) == ("signed_constant", 3, "256")
+    assert "teacher_hidden" not in s and "n" not in s  # other methods' settings
+
+
+def test_cli_defaults_are_the_configs_defaults():
+    """One set of defaults: every setting the CLI shares with a config is the
+    config's default, per method, and the solver flags are the factory's."""
+    direct = _resolve()
+    cfg = SelectConfig()
+    for f in dataclasses.fields(SelectConfig):
+        if f.name != "solver":
+            assert direct[f.name] == getattr(cfg, f.name), f.name
+    assert _select_config(direct, "vqe") == SelectConfig(
+        solver=vqe(layers=3, steps=100, learning_rate=0.1, readout=None)
+    )
+    distill = _resolve("--method", "distill")
+    assert _distill_config(distill, "exhaustive") == DistillConfig()
+    nk = _resolve("--method", "nk-esn", "--solver", "vqe")
+    assert _nk_config(nk) == NKESNConfig(solvers=(vqe(**_VQE_FLAGS),))
+
+
+def test_flags_of_another_method_are_errors():
+    with pytest.raises(ValueError, match="--teacher-hidden do"):
+        _resolve("--teacher-hidden", "8")
+    with pytest.raises(ValueError, match="--dataset do"):
+        _resolve("--method", "nk-esn", "--dataset", "iris")
 
 
 def test_config_file_then_flags(tmp_path):
@@ -81,18 +122,14 @@ def test_run_writes_result_json(tmp_path, capsys):
     for row in ("vqe (masks)", "exhaustive (masks)", "dense (trained)", "random"):
         assert row in table
     result = json.loads((out / "result.json").read_text())
-    for field in (
-        "config",
-        "seed",
-        "test_accuracy",
-        "train_accuracy",
-        "optimum_rate",
-        "resources",
-        "compile_s",
-        "run_s",
-    ):
-        assert field in result, field
+    assert set(TOP_KEYS) <= set(result) and "direct" in result
+    for entry in result["solvers"].values():
+        assert set(COMMON_KEYS) <= set(entry) and "direct" in entry
+        assert len(entry["history"]) == 1
     assert result["solver"] == "vqe"
+    assert "teacher_hidden" not in result["config"]  # only settings that apply
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["solver"] for line in lines] == ["vqe", "exhaustive"]
     assert result["config"]["dataset"] == "iris"
     res = result["resources"]
     assert res["qubits"] == 4 and res["groups"] > 0
@@ -189,10 +226,12 @@ def test_method_distill_writes_its_fields(tmp_path, capsys):
     assert "teacher (trained)" in capsys.readouterr().out
     r = json.loads((out / "result.json").read_text())
     assert r["method"] == "distill" and r["config"]["compression"] == "magnitude"
-    for field in ("teacher_test_accuracy", "student_test_accuracy", "test_accuracy"):
-        assert 0.0 <= r[field] <= 1.0
-    assert len(r["block_losses"]) == len(r["block_optimum_rates"]) == 2
-    assert r["block_optimum_rates"] == [1.0, 1.0]
+    assert set(TOP_KEYS) <= set(r) and "mode" not in r["config"]
+    assert 0.0 <= r["distill"]["teacher_test_accuracy"] <= 1.0
+    assert 0.0 <= r["test_accuracy"] <= 1.0
+    own = r["solvers"]["exhaustive"]["distill"]
+    assert len(own["block_losses"]) == len(own["block_optimum_rates"]) == 2
+    assert own["block_optimum_rates"] == [1.0, 1.0]
     assert r["landscape_evals"] == r["resources"]["groups"] * 2**3
     masks = np.load(out / "masks_exhaustive.npz")
     assert masks["block0_layer0"].shape == (4, 8)
@@ -247,8 +286,10 @@ def test_method_nk_esn_writes_its_fields(tmp_path, capsys):
     assert "dp" in printed and "generalisation" in printed
     r = json.loads((out / "result.json").read_text())
     assert r["method"] == "nk-esn" and r["solver"] == "grover"
-    assert r["episodes"] == 6 * 2**2
-    assert {(row["solver"], row["mode"]) for row in r["rows"]} == {
+    assert set(TOP_KEYS) <= set(r) and r["dataset"] is None
+    assert r["nk-esn"]["episodes"] == 6 * 2**2
+    assert set(r["solvers"]["grover"]["nk-esn"]["modes"]) == {"independent", "shared"}
+    assert {(row["solver"], row["mode"]) for row in r["nk-esn"]["rows"]} == {
         ("exhaustive", "independent"),
         ("dp", "shared"),
         ("grover", "independent"),
