@@ -207,6 +207,9 @@ class Driver:
             A :class:`StageResult` (``compile_s`` is 0 where the same sweep was
             compiled for the same shapes before).
         """
+        params, state = jax.tree.map(
+            lambda x: x if isinstance(x, jax.Array) else jnp.asarray(x), (params, state)
+        )
         start = time.perf_counter()
         compiled, _ = _compiled(sweep, params, state)
         compile_s = time.perf_counter() - start

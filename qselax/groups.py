@@ -41,6 +41,16 @@ import numpy as np
 from qselax.bits import check_k
 from qselax.networks import Masks, Model, mask_shapes
 
+__all__ = [
+    "GROUPINGS",
+    "MAX_K",
+    "Grouping",
+    "explicit_grouping",
+    "flatten_masks",
+    "make_grouping",
+    "unflatten_masks",
+]
+
 GROUPINGS = ("fan_in", "block", "neuron")
 MAX_K = 20
 

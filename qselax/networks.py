@@ -40,6 +40,29 @@ import numpy as np
 import optax
 from flax import nnx
 
+__all__ = [
+    "INITS",
+    "MASK_LEVELS",
+    "DenseResult",
+    "MaskableCNN",
+    "MaskableMLP",
+    "Masks",
+    "Model",
+    "accuracy",
+    "activations",
+    "apply_masked",
+    "count_weights",
+    "cross_entropy",
+    "error_rate",
+    "forward_from",
+    "kernel_init",
+    "make_model",
+    "mask_shapes",
+    "ones_masks",
+    "random_masks",
+    "train_dense",
+]
+
 INITS = ("signed_constant", "kaiming_normal", "kaiming_uniform", "uniform")
 MASK_LEVELS = ("weight", "neuron")
 

@@ -46,6 +46,22 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from qselax.bits import MAX_K, bit_index, check_k, index_bits, scatter_bits
 from qselax.landscapes import Landscape, Segment
 
+__all__ = [
+    "CONNECTIVITIES",
+    "MAX_EXHAUSTIVE_N",
+    "MAX_LANDSCAPE_ELEMENTS",
+    "NKParams",
+    "adjacent_neighbours",
+    "colour_groups",
+    "nk_dp",
+    "nk_exhaustive",
+    "nk_group_landscapes",
+    "nk_landscape",
+    "nk_neighbours",
+    "nk_value",
+    "window_groups",
+]
+
 CONNECTIVITIES = ("adjacent", "random")
 MAX_EXHAUSTIVE_N = 24
 MAX_LANDSCAPE_ELEMENTS = 50_000_000

@@ -72,6 +72,24 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+__all__ = [
+    "GENERALISATION_PERCENTILES",
+    "GENERALISATION_RANGES",
+    "JIGGLE_FLOOR",
+    "Episodes",
+    "PoleConfig",
+    "damping_fitness",
+    "derivatives",
+    "failed",
+    "generalisation_starts",
+    "observe",
+    "rk4_step",
+    "run_chunked",
+    "run_episodes",
+    "step",
+    "train_start",
+]
+
 #: Lower bound on the damping sum ``S`` (see the module docstring).
 JIGGLE_FLOOR = 1e-6
 
