@@ -18,10 +18,9 @@ Example:
 
 from __future__ import annotations
 
-import numpy as np
-
-import jax
 import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Int, Shaped
 
 __all__ = [
     "MAX_K",
@@ -65,35 +64,46 @@ def bit_table(k: int) -> np.ndarray:
     return ((s >> np.arange(k - 1, -1, -1)[None, :]) & 1).astype(np.float32)
 
 
-def bit_index(bits: jax.Array) -> jax.Array:
+def bit_index(bits: Shaped[ArrayLike, "*B K"]) -> Int[Array, "*B"]:
     """Configuration index of bit rows ``(..., K) -> (...)`` int32."""
+    bits = jnp.asarray(bits)
     k = bits.shape[-1]
     weights = jnp.asarray(2 ** np.arange(k - 1, -1, -1), jnp.int32)
     weights = weights.reshape((1,) * (bits.ndim - 1) + (k,))
     return jnp.sum(bits.astype(jnp.int32) * weights, axis=-1)
 
 
-def index_bits(index: jax.Array, k: int) -> jax.Array:
+def index_bits(index: Int[ArrayLike, "*B"], k: int) -> Int[Array, "*B K"]:
     """Inverse of :func:`bit_index`: ``(...,) -> (..., K)`` int32 bits."""
+    index = jnp.asarray(index)
     shifts = jnp.asarray(np.arange(k - 1, -1, -1), jnp.int32)
     shifts = shifts.reshape((1,) * index.ndim + (k,))
     return (index[..., None].astype(jnp.int32) >> shifts) & 1
 
 
-def gather_bits(flat: jax.Array, index: jax.Array, valid: jax.Array) -> jax.Array:
-    """Current bits of groups: ``(N,), (..., K), (..., K) -> (..., K)``, 0 on padding."""
+def gather_bits(
+    flat: Shaped[ArrayLike, " N"],
+    index: Int[ArrayLike, "*G K"],
+    valid: Bool[ArrayLike, "*G K"],
+) -> Shaped[Array, "*G K"]:
+    """Current bits of groups ``(..., K)`` from ``flat (N,)``; 0 on padding."""
+    flat = jnp.asarray(flat)
     return jnp.where(valid, flat[index], jnp.zeros((), flat.dtype))
 
 
 def scatter_bits(
-    flat: jax.Array, index: jax.Array, valid: jax.Array, bits: jax.Array
-) -> jax.Array:
+    flat: Shaped[ArrayLike, " N"],
+    index: Int[ArrayLike, "*G K"],
+    valid: Bool[ArrayLike, "*G K"],
+    bits: Shaped[ArrayLike, "*G K"],
+) -> Shaped[Array, " N"]:
     """Writes ``bits (G, K)`` into ``flat (N,)`` at the valid positions.
 
     Padded positions are routed to a scratch slot past the end, so they never race
     with the valid position they repeat.
     """
+    flat = jnp.asarray(flat)
     n = flat.shape[0]
     target = jnp.where(valid, index, n).reshape(-1)
     padded = jnp.concatenate([flat, jnp.zeros((1,), flat.dtype)])
-    return padded.at[target].set(bits.astype(flat.dtype).reshape(-1))[:n]
+    return padded.at[target].set(jnp.asarray(bits).astype(flat.dtype).reshape(-1))[:n]

@@ -41,7 +41,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real, Shaped
 
 from qselax.bits import MAX_K, bit_index, check_k, index_bits, scatter_bits
 from qselax.landscapes import Landscape, Segment
@@ -247,9 +247,9 @@ def _check(tables: ArrayLike, neighbours: ArrayLike) -> tuple[jax.Array, jax.Arr
 
 
 def nk_value(
-    tables: Float[ArrayLike, "M T"],
+    tables: Real[ArrayLike, "M T"],
     neighbours: Int[ArrayLike, "M K1"],
-    x: Int[ArrayLike, "*B N"],
+    x: Shaped[ArrayLike, "*B N"],
 ) -> Float[Array, "*B"]:
     """Total cost ``C(x) = sum_i tables[i, index_i(x)]`` of masks ``x``.
 
@@ -283,7 +283,7 @@ def nk_value(
 
 
 def nk_exhaustive(
-    tables: Float[ArrayLike, "M T"], neighbours: Int[ArrayLike, "M K1"], n: int
+    tables: Real[ArrayLike, "M T"], neighbours: Int[ArrayLike, "M K1"], n: int
 ) -> tuple[Int[Array, " N"], Float[Array, ""]]:
     """Exact optimum by enumerating all 2^N masks.
 
@@ -328,7 +328,7 @@ def nk_exhaustive(
 
 
 def nk_dp(
-    tables: Float[ArrayLike, "M T"], *, circular: bool = True
+    tables: Real[ArrayLike, "M T"], *, circular: bool = True
 ) -> tuple[Int[Array, " N"], Float[Array, ""]]:
     """Exact optimum of an adjacent NK landscape by dynamic programming.
 
@@ -422,9 +422,9 @@ def nk_dp(
 
 
 def nk_group_landscapes(
-    tables: Float[ArrayLike, "M T"],
+    tables: Real[ArrayLike, "M T"],
     neighbours: Int[ArrayLike, "M K1"],
-    x: Int[ArrayLike, " N"],
+    x: Shaped[ArrayLike, " N"],
     groups: Int[ArrayLike, "G Kg"],
     valid: Bool[ArrayLike, "G Kg"],
 ) -> Float[Array, "G S"]:

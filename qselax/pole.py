@@ -124,8 +124,9 @@ class PoleConfig:
     """
 
     cart_mass: float = 1.0
-    pole_masses: tuple[float, float] = (0.1, 0.01)
-    half_lengths: tuple[float, float] = (0.5, 0.05)
+    # Lists (e.g. from JSON) are accepted and turned into tuples.
+    pole_masses: tuple[float, float] | list[float] = (0.1, 0.01)
+    half_lengths: tuple[float, float] | list[float] = (0.5, 0.05)
     cart_friction: float = 5e-4
     hinge_friction: float = 2e-6
     gravity: float = 9.80665

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Shaped
 
 from qselax.bits import bit_index, gather_bits, index_bits, scatter_bits
 from qselax.landscapes import Landscape
@@ -98,7 +99,7 @@ class SweepInfo(NamedTuple):
     metrics: dict
 
 
-def attains(cost: jax.Array, minimum: jax.Array) -> jax.Array:
+def attains(cost: ArrayLike, minimum: ArrayLike) -> jax.Array:
     """Whether ``cost`` equals the minimum up to float32 noise."""
     return cost <= minimum + OPTIMUM_RTOL * jnp.maximum(1.0, jnp.abs(minimum))
 
@@ -108,8 +109,13 @@ def _prefix_counts(num_groups: int) -> int:
 
 
 def line_search_accept(
-    flat, index, valid, new_bits, gain, evaluate: Callable[[jax.Array], jax.Array]
-):
+    flat: Float[Array, " N"],
+    index: Int[Array, "G K"],
+    valid: Bool[Array, "G K"],
+    new_bits: Shaped[Array, "G K"],
+    gain: Float[Array, " G"],
+    evaluate: Callable[[jax.Array], jax.Array],
+) -> tuple[Float[Array, " N"], Bool[Array, " G"], Float[Array, ""]]:
     """Applies the best prefix of the improving proposals ranked by gain.
 
     Args:
