@@ -105,6 +105,16 @@ def _widen(v: jax.Array, ndim: int) -> jax.Array:
     return v.reshape((1,) * (ndim - 1) + (-1,))
 
 
+def _activate(last: bool, z: jax.Array, nmask: jax.Array | None) -> jax.Array:
+    """ReLU times the neuron mask, or the identity on the logits (``last``)."""
+    if last:
+        return z
+    h = jax.nn.relu(z)
+    if nmask is not None:
+        h = h * _widen(nmask.astype(h.dtype), h.ndim)
+    return h
+
+
 class MaskableMLP(nnx.Module):
     """A bias-free ReLU MLP whose weights stay random; only masks select it.
 
@@ -161,12 +171,7 @@ class MaskableMLP(nnx.Module):
 
     def post(self, l: int, z: jax.Array, nmask: jax.Array | None) -> jax.Array:
         """Activation of layer ``l`` times its neuron mask (identity on logits)."""
-        if l == self.num_layers - 1:
-            return z
-        h = jax.nn.relu(z)
-        if nmask is not None:
-            h = h * _widen(nmask.astype(h.dtype), h.ndim)
-        return h
+        return _activate(l == self.num_layers - 1, z, nmask)
 
     def __call__(self, x: jax.Array, masks: Masks | None = None) -> jax.Array:
         return forward_from(self, 0, x, masks)
@@ -242,11 +247,7 @@ class MaskableCNN(nnx.Module):
         return h @ w
 
     def post(self, l: int, z: jax.Array, nmask: jax.Array | None) -> jax.Array:
-        if l == self.num_layers - 1:
-            return z
-        h = jax.nn.relu(z)
-        if nmask is not None:
-            h = h * _widen(nmask.astype(h.dtype), h.ndim)
+        h = _activate(l == self.num_layers - 1, z, nmask)
         if l < self.num_conv:
             # Halve each spatial axis longer than 1 (as the head's width assumes);
             # a length-1 axis is left as it is rather than skipping the pool.
