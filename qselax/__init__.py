@@ -7,11 +7,10 @@ the exact classical optimum of every local group.
 
 __version__ = "0.1.0"
 
+from qselax.bits import bit_index, bit_table, gather_bits, index_bits, scatter_bits
 from qselax.data import DATASETS, Dataset, load_dataset, read_idx
 from qselax.distill import COMPRESSIONS, Distillation, DistillConfig, distill
 from qselax.esn import ESNConfig, make_esn
-from qselax.nk_selection import NKESNConfig, NKESNResult, nk_esn
-from qselax.bits import bit_index, bit_table, gather_bits, index_bits, scatter_bits
 from qselax.groups import (
     GROUPINGS,
     Grouping,
@@ -20,7 +19,12 @@ from qselax.groups import (
     make_grouping,
     unflatten_masks,
 )
-from qselax.landscapes import Landscape, naive_landscapes, network_landscape, network_params
+from qselax.landscapes import (
+    Landscape,
+    naive_landscapes,
+    network_landscape,
+    network_params,
+)
 from qselax.networks import (
     INITS,
     MASK_LEVELS,
@@ -33,6 +37,7 @@ from qselax.networks import (
     train_dense,
 )
 from qselax.nk import nk_dp, nk_exhaustive, nk_value
+from qselax.nk_selection import NKESNConfig, NKESNResult, nk_esn
 from qselax.pole import PoleConfig
 from qselax.selection import SelectConfig, Selection, score, select
 from qselax.solvers import SOLVERS, Solver, SolveResult, make_solver

@@ -1,15 +1,19 @@
 """Hardware-efficient K-qubit circuits (TensorCircuit on the JAX backend).
 
-This is the only qselax module that imports :mod:`tensorcircuit`; importing it sets
-the TensorCircuit backend to JAX and the dtype to ``complex64`` once, for the whole
-process.
+This is the only qselax module that imports :mod:`tensorcircuit`.  It changes no
+global TensorCircuit setting: every circuit is built and contracted inside
+:func:`jax_backend`, which selects the JAX backend and ``complex64`` for that block
+only.  Other modules build circuits from :class:`Gate` lists with
+:func:`apply_gates` (the hot path: gates on a state vector) and
+:func:`build_circuit` (a gate-by-gate circuit for export and inspection).
 
 Bit order
 ---------
 Qubit 0 is the **most significant** bit of a basis index: the amplitude of the
 bitstring ``(x_0, ..., x_{K-1})`` sits at index ``s = sum_k x_k 2**(K-1-k)``. This is
 TensorCircuit's native order of ``Circuit.state()`` and ``Circuit.probability()``;
-:func:`bit_table` returns the matching ``(2**K, K)`` table, row ``s`` = bits of ``s``.
+:func:`qselax.bits.bit_table` returns the matching ``(2**K, K)`` table, row ``s`` =
+bits of ``s``.
 In the OpenQASM export qubit ``k`` is ``q[k]``.
 
 Shape vocabulary: ``K`` qubits, ``S = 2**K`` outcomes, ``L`` layers, ``R`` rotations
@@ -48,8 +52,10 @@ layer (``c.cnot`` / ``c.ry`` / ``c.rz``), 1.8 s against 3.9 s to compile.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from typing import NamedTuple
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,16 +63,23 @@ import numpy as np
 import tensorcircuit as tc
 from jaxtyping import Array, Complex, Float
 
+from qselax.bits import bit_table, check_k
+
 # jaxtyping: a one-axis shape is written with a leading space (" S") so that linters
 # do not read it as a forward-referenced name.
 
-tc.set_backend("jax")
-tc.set_dtype("complex64")
-
 __all__ = [
+    "ENTANGLERS",
+    "MAX_QUBITS",
+    "PAULIS",
+    "ROTATIONS",
     "Ansatz",
+    "Circuit",
+    "Gate",
+    "apply_gates",
     "apply_pauli_string",
-    "bit_table",
+    "build_circuit",
+    "check_noise_rate",
     "circuit_qasm",
     "depolarizing_codes",
     "hea_circuit",
@@ -75,12 +88,133 @@ __all__ = [
     "hea_resources",
     "hea_state",
     "init_hea_params",
+    "jax_backend",
     "to_qasm",
 ]
 
+# A group's state vector holds 2^K complex64 amplitudes (8 MiB per group at K = 20),
+# and TensorCircuit contracts a gate against all of it: statevector circuits stay
+# below the 24 of :data:`qselax.bits.MAX_K`.
 MAX_QUBITS = 20
 ROTATIONS = ("rx", "ry", "rz")
 ENTANGLERS = ("cnot", "cz", "none")
+
+Circuit = tc.Circuit
+"""TensorCircuit's circuit class, named here so that no other module imports it."""
+
+
+@contextlib.contextmanager
+def jax_backend() -> Iterator[None]:
+    """TensorCircuit on the JAX backend with ``complex64``, for this block only.
+
+    Every circuit of this module is built and contracted inside it, so importing
+    qselax leaves TensorCircuit's global backend alone.  ``tc.runtime_backend``
+    does the same but leaves the JAX backend set when the block raises; this
+    restores the previous settings either way.  A nested block costs nothing.
+
+    Example:
+        >>> import tensorcircuit
+        >>> before = tensorcircuit.backend.name
+        >>> with jax_backend():
+        ...     inside = tensorcircuit.backend.name
+        >>> inside, tensorcircuit.backend.name == before
+        ('jax', True)
+    """
+    saved = (tc.backend.name, tc.dtypestr)
+    if saved == ("jax", "complex64"):
+        yield
+        return
+    tc.set_backend("jax")
+    tc.set_dtype("complex64")
+    try:
+        yield
+    finally:
+        tc.set_backend(saved[0])
+        tc.set_dtype(saved[1])
+
+
+class Gate(NamedTuple):
+    """One gate of a gate list: a ``tc.Circuit`` method and its operands.
+
+    Attributes:
+        name: the ``tc.Circuit`` method: ``"h"``, ``"x"``, ``"z"``, ``"cnot"``,
+            ``"cz"``, ``"rx"``, ``"ry"``, ``"rz"``, ``"any"`` (a given unitary) or
+            ``"multicontrol"``.
+        qubits: the qubits it acts on, in the method's order.
+        theta: rotation angle (``rx``, ``ry``, ``rz``), may be traced.
+        unitary: matrix of an ``"any"`` gate, or the target unitary of a
+            ``"multicontrol"`` gate.
+        ctrl: control values of a ``"multicontrol"`` gate, one per control qubit.
+        label: name recorded for an ``"any"`` gate (shown by ``to_qir``).
+
+    Example:
+        >>> Gate("rz", (1,), theta=0.5).qubits
+        (1,)
+    """
+
+    name: str
+    qubits: tuple[int, ...]
+    theta: Any = None
+    unitary: Any = None
+    ctrl: tuple[int, ...] | None = None
+    label: str | None = None
+
+
+def _append(c: Circuit, gate: Gate) -> None:
+    kwargs: dict[str, Any] = {}
+    if gate.theta is not None:
+        kwargs["theta"] = gate.theta
+    if gate.unitary is not None:
+        kwargs["unitary"] = gate.unitary
+    if gate.ctrl is not None:
+        kwargs["ctrl"] = list(gate.ctrl)
+    if gate.label is not None:
+        kwargs["name"] = gate.label
+    getattr(c, gate.name)(*gate.qubits, **kwargs)
+
+
+def apply_gates(
+    state: Complex[Array, " S"], gates: Sequence[Gate], num_qubits: int
+) -> Complex[Array, " S"]:
+    """Applies ``gates`` in order to a state vector, as one ``tc.Circuit``.
+
+    One call is one tensor network, contracted by TensorCircuit: callers that want a
+    fixed contraction order (the hot paths) pass one or a few gates per call.
+
+    Args:
+        state: ``(2^K,)`` amplitudes, qubit 0 the most significant bit.
+        gates: the gates, applied first to last.
+        num_qubits: K.
+
+    Returns:
+        ``(2^K,)`` complex64 amplitudes.
+
+    Example:
+        >>> psi = jnp.array([1.0, 0.0, 0.0, 0.0], jnp.complex64)
+        >>> out = apply_gates(psi, [Gate("h", (0,)), Gate("cnot", (0, 1))], 2)
+        >>> [round(float(abs(a) ** 2), 3) for a in out]
+        [0.5, 0.0, 0.0, 0.5]
+    """
+    with jax_backend():
+        c = tc.Circuit(num_qubits, inputs=state)
+        for gate in gates:
+            _append(c, gate)
+        return c.state()
+
+
+def build_circuit(num_qubits: int, gates: Sequence[Gate]) -> Circuit:
+    """A gate-by-gate ``tc.Circuit`` from ``|0>^K``, for export and inspection.
+
+    Example:
+        >>> c = build_circuit(2, [Gate("h", (0,)), Gate("cnot", (0, 1))])
+        >>> [g["name"] for g in c.to_qir()]
+        ['h', 'cnot']
+    """
+    with jax_backend():
+        c = tc.Circuit(num_qubits)
+        for gate in gates:
+            _append(c, gate)
+    return c
 
 
 def _chunk_size(num_qubits: int) -> int:
@@ -116,22 +250,11 @@ class Ansatz(NamedTuple):
     entangler: str = "cnot"
 
 
-def _check_num_qubits(num_qubits) -> None:
-    if isinstance(num_qubits, bool) or not isinstance(num_qubits, int | np.integer):
-        raise ValueError(f"num_qubits must be an int, got {num_qubits!r}")
-    if not 1 <= num_qubits <= MAX_QUBITS:
-        raise ValueError(
-            f"num_qubits must be in [1, {MAX_QUBITS}], got {num_qubits}; a state "
-            f"needs 8 * 2**num_qubits bytes per group "
-            f"({8 * 2.0 ** min(int(num_qubits), 64):.3g} B here)"
-        )
-
-
 def _check_ansatz(ansatz: Ansatz) -> None:
     """Raises ValueError naming the offending field; runs at set-up / trace time."""
     if not isinstance(ansatz, Ansatz):
         raise ValueError(f"ansatz must be an Ansatz, got {type(ansatz).__name__}")
-    _check_num_qubits(ansatz.num_qubits)
+    check_k(ansatz.num_qubits, "num_qubits", high=MAX_QUBITS)
     layers = ansatz.layers
     if isinstance(layers, bool) or not isinstance(layers, int | np.integer):
         raise ValueError(f"layers must be an int, got {layers!r}")
@@ -152,26 +275,6 @@ def _check_ansatz(ansatz: Ansatz) -> None:
             f"entangler: unknown entangler {ansatz.entangler!r}, "
             f"expected one of {ENTANGLERS}"
         )
-
-
-def bit_table(num_qubits: int) -> np.ndarray:
-    """Bits of every basis index, qubit 0 the most significant.
-
-    Args:
-        num_qubits: K, between 1 and 20.
-
-    Returns:
-        ``(2**K, K)`` uint8 array; row ``s`` holds the bits ``x_0 .. x_{K-1}`` of
-        ``s = sum_k x_k 2**(K-1-k)``.
-
-    Example:
-        >>> bit_table(2).tolist()
-        [[0, 0], [0, 1], [1, 0], [1, 1]]
-    """
-    _check_num_qubits(num_qubits)
-    s = np.arange(2**num_qubits)
-    shifts = num_qubits - 1 - np.arange(num_qubits)
-    return ((s[:, None] >> shifts[None, :]) & 1).astype(np.uint8)
 
 
 def hea_param_shape(ansatz: Ansatz) -> tuple[int, int, int]:
@@ -234,7 +337,8 @@ PAULIS = np.array(
 )
 
 
-def _check_rate(rate) -> float:
+def check_noise_rate(rate) -> float:
+    """``rate`` as a float in ``[0, 1)``, else a ``ValueError`` naming it."""
     if isinstance(rate, bool) or not isinstance(rate, int | float | np.floating):
         raise ValueError(f"noise rate must be a number in [0, 1), got {rate!r}")
     if not 0.0 <= float(rate) < 1.0:
@@ -266,7 +370,7 @@ def depolarizing_codes(key: jax.Array, rate: float, shape) -> jax.Array:
         >>> int(codes.sum())
         0
     """
-    rate = _check_rate(rate)
+    rate = check_noise_rate(rate)
     u = jax.random.uniform(key, shape)
     which = jnp.minimum((u / max(rate, 1e-30) * 3.0).astype(jnp.int32), 2)
     return jnp.where(u < rate, 1 + which, 0).astype(jnp.int32)
@@ -300,7 +404,7 @@ def apply_pauli_string(
 # Gate-by-gate circuit (export, inspection, reference).
 
 
-def hea_circuit(params: Float[Array, "L R K"], ansatz: Ansatz) -> tc.Circuit:
+def hea_circuit(params: Float[Array, "L R K"], ansatz: Ansatz) -> Circuit:
     """The ansatz as a gate-by-gate ``tc.Circuit`` (H, ladder, ``rx/ry/rz`` gates).
 
     Meant for export and inspection (a Python loop over gates); the hot path is
@@ -321,16 +425,14 @@ def hea_circuit(params: Float[Array, "L R K"], ansatz: Ansatz) -> tc.Circuit:
     """
     params = _check_params(params, ansatz)
     k_qubits = ansatz.num_qubits
-    c = tc.Circuit(k_qubits)
-    for k in range(k_qubits):
-        c.h(k)
+    gates = [Gate("h", (k,)) for k in range(k_qubits)]
     for layer in range(ansatz.layers):
-        for a, b in _ladder_pairs(ansatz):
-            getattr(c, ansatz.entangler)(a, b)
+        gates += [Gate(ansatz.entangler, pair) for pair in _ladder_pairs(ansatz)]
         for r, name in enumerate(ansatz.rotations):
-            for k in range(k_qubits):
-                getattr(c, name)(k, theta=params[layer, r, k])
-    return c
+            gates += [
+                Gate(name, (k,), theta=params[layer, r, k]) for k in range(k_qubits)
+            ]
+    return build_circuit(k_qubits, gates)
 
 
 def _ladder_pairs(ansatz: Ansatz) -> list[tuple[int, int]]:
@@ -494,7 +596,7 @@ def hea_state(
     # |+>^K is the constant 2^(-K/2) vector; no need to contract K Hadamards.
     plus = jnp.full((2**k_qubits,), 2.0 ** (-k_qubits / 2), dtype=jnp.complex64)
 
-    noisy = noise_key is not None and _check_rate(noise_rate) > 0.0
+    noisy = noise_key is not None and check_noise_rate(noise_rate) > 0.0
     codes = (
         depolarizing_codes(noise_key, noise_rate, params.shape[::2]) if noisy else None
     )
@@ -506,9 +608,9 @@ def hea_state(
             _layer_unitaries(layer_params, ansatz, plan, layer_codes),
             strict=True,
         ):
-            c = tc.Circuit(k_qubits, inputs=state)
-            c.any(*gate.qubits, unitary=unitary)
-            state = c.state()
+            state = apply_gates(
+                state, [Gate("any", gate.qubits, unitary=unitary)], k_qubits
+            )
         return state, None
 
     state, _ = jax.lax.scan(layer, plus, (params, codes))
@@ -612,15 +714,16 @@ def _qasm_from_qir(qir: list[dict], num_qubits: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def circuit_qasm(circuit: tc.Circuit, num_qubits: int) -> str:
+def circuit_qasm(circuit: Circuit, num_qubits: int) -> str:
     """OpenQASM 2 text of a gate-by-gate ``tc.Circuit`` (concrete parameters).
 
     Uses TensorCircuit's ``Circuit.to_openqasm()`` when qiskit is installed (the
     ``bench`` extra), else writes the same text from ``Circuit.to_qir()``.
     """
-    if importlib.util.find_spec("qiskit") is not None:
-        return circuit.to_openqasm()
-    return _qasm_from_qir(circuit.to_qir(), num_qubits)
+    with jax_backend():
+        if importlib.util.find_spec("qiskit") is not None:
+            return circuit.to_openqasm()
+        return _qasm_from_qir(circuit.to_qir(), num_qubits)
 
 
 def to_qasm(params: Float[Array, "L R K"], ansatz: Ansatz) -> str:

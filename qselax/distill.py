@@ -73,17 +73,7 @@ from qselax.networks import (
     apply_masked,
     ones_masks,
 )
-from qselax.solvers import make_solver
-
-try:  # TEMP until the solver specs land
-    from qselax.solvers import SolverSpec, solver_spec
-except ImportError:  # pragma: no cover
-    SolverSpec = str
-
-    def solver_spec(s):
-        return s
-
-
+from qselax.solvers import SolverSpec, make_solver, solver_spec
 from qselax.student import (
     COMPRESSIONS,
     BlockParams,

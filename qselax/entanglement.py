@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Complex, Float, Int
 
+from qselax.bits import check_k
+
 __all__ = [
     "entanglement_summary",
     "half_cut_entropy",
@@ -38,16 +40,6 @@ __all__ = [
     "single_qubit_entropies",
     "von_neumann_entropy",
 ]
-
-MAX_QUBITS = 24
-
-
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ValueError(f"k must be an int, got {k!r}")
-    if not 1 <= k <= MAX_QUBITS:
-        raise ValueError(f"k must be between 1 and {MAX_QUBITS}, got {k}")
-    return int(k)
 
 
 def _check_state(state, k: int) -> jax.Array:
@@ -100,7 +92,7 @@ def reduced_density_matrix(
         >>> reduced_density_matrix(psi, (1,), 2).real.round(3).tolist()
         [[0.5, 0.0], [0.0, 0.5]]
     """
-    k = _check_k(k)
+    k = check_k(k)
     state = _check_state(state, k)
     return _reduced_density_matrix(state, _check_keep(keep, k), k)
 
@@ -173,7 +165,7 @@ def half_cut_entropy(state: Complex[Array, " S"], k: int) -> Float[Array, ""]:
         >>> round(half_cut_entropy(ghz, 3).item(), 6)
         1.0
     """
-    k = _check_k(k)
+    k = check_k(k)
     rho = reduced_density_matrix(state, tuple(range(k // 2)), k)
     return von_neumann_entropy(rho)
 
@@ -194,7 +186,7 @@ def single_qubit_entropies(state: Complex[Array, " S"], k: int) -> Float[Array, 
         >>> single_qubit_entropies(ghz, 3).round(6).tolist()
         [1.0, 1.0, 1.0]
     """
-    k = _check_k(k)
+    k = check_k(k)
     return _single_qubit_entropies(_check_state(state, k), k)
 
 
@@ -223,7 +215,7 @@ def page_entropy(k: int, m: int | None = None) -> float:
         >>> round(page_entropy(2), 4)  # one qubit of a random 2-qubit state
         0.4809
     """
-    k = _check_k(k)
+    k = check_k(k)
     m = k // 2 if m is None else int(m)
     if not 0 <= m <= k:
         raise ValueError(f"m must be in [0, {k}], got {m}")
@@ -276,7 +268,7 @@ def entanglement_summary(
         raise ValueError(
             f"states: last axis must have size 2^K with K >= 1, got {states.shape}"
         )
-    k = _check_k(s.bit_length() - 1)
+    k = check_k(s.bit_length() - 1)
     labels = np.asarray(layer)
     if labels.shape != (g,) or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(

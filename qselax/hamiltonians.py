@@ -12,7 +12,7 @@ the Walsh (Fourier) expansion of a pseudo-Boolean function, with 2^K coefficient
 Conventions
 -----------
 * Bits: ``x_k(s)`` is bit ``k`` of ``s`` with bit 0 the **most significant**, as in
-  :func:`qselax.landscapes.bit_table` and :mod:`qselax.circuits`.
+  :func:`qselax.bits.bit_table` and :mod:`qselax.circuits`.
 * Spins: ``z_k = (-1)^{x_k} = 1 - 2 x_k``, the eigenvalue of Pauli Z on qubit ``k``:
   ``x_k = 0`` (``|0>``, mask bit off) is ``z_k = +1``; ``x_k = 1`` is ``z_k = -1``.
 * Terms: a subset ``T`` of qubits is the bitmask index ``t = sum_{k in T} 2^(K-1-k)``
@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from qselax.landscapes import bit_table
+from qselax.bits import MAX_K, bit_table, check_k
 
 __all__ = [
     "QuboFit",
@@ -63,19 +63,8 @@ __all__ = [
     "walsh_landscape",
 ]
 
-MAX_QUBITS = 24
-
-
 # ---------------------------------------------------------------------------
 # Term bookkeeping (NumPy, static).
-
-
-def _check_k(k, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ValueError(f"{name} must be an int, got {k!r}")
-    if not 1 <= k <= MAX_QUBITS:
-        raise ValueError(f"{name} must be between 1 and {MAX_QUBITS}, got {k}")
-    return int(k)
 
 
 def term_index(qubits, k: int) -> int:
@@ -92,7 +81,7 @@ def term_index(qubits, k: int) -> int:
         >>> term_index((0,), 3), term_index((1, 2), 3), term_index((), 3)
         (4, 3, 0)
     """
-    k = _check_k(k)
+    k = check_k(k)
     qubits = tuple(int(q) for q in qubits)
     if len(set(qubits)) != len(qubits) or any(not 0 <= q < k for q in qubits):
         raise ValueError(f"qubits must be distinct and in [0, {k}), got {qubits}")
@@ -106,7 +95,7 @@ def term_qubits(t: int, k: int) -> tuple[int, ...]:
         >>> term_qubits(3, 3), term_qubits(5, 3)
         ((1, 2), (0, 2))
     """
-    k = _check_k(k)
+    k = check_k(k)
     if not 0 <= int(t) < 2**k:
         raise ValueError(f"t must be in [0, 2^{k}), got {t}")
     return tuple(q for q in range(k) if (int(t) >> (k - 1 - q)) & 1)
@@ -119,7 +108,7 @@ def term_orders(k: int) -> np.ndarray:
         >>> term_orders(2).tolist()
         [0, 1, 1, 2]
     """
-    k = _check_k(k)
+    k = check_k(k)
     t = np.arange(2**k)
     return ((t[:, None] >> np.arange(k)[None, :]) & 1).sum(axis=1).astype(np.int32)
 
@@ -151,8 +140,8 @@ def _check_table(x, name: str) -> tuple[jax.Array, int]:
             f"{name}: last axis must have size S = 2^K with K >= 1, got shape {x.shape}"
         )
     k = s.bit_length() - 1
-    if k > MAX_QUBITS:
-        raise ValueError(f"{name}: K = {k} is over the limit of {MAX_QUBITS} qubits")
+    if k > MAX_K:
+        raise ValueError(f"{name}: K = {k} is over the limit of {MAX_K} qubits")
     if jnp.issubdtype(x.dtype, jnp.complexfloating):
         raise ValueError(f"{name} must be real, got dtype {x.dtype}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
@@ -204,7 +193,7 @@ def walsh_coefficients(landscapes: Float[Array, "*G S"]) -> Float[Array, "*G S"]
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from qselax.landscapes import bit_table
+        >>> from qselax.bits import bit_table
         >>> x = bit_table(3)  # (8, 3)
         >>> c = walsh_coefficients(jnp.asarray(x[:, 0]))  # C = x_0 = (1 - z_0) / 2
         >>> c[0].item(), c[term_index((0,), 3)].item()
@@ -272,7 +261,7 @@ def to_ising(coeffs, k: int, tol: float = 0.0) -> dict:
         >>> ising["offset"], ising["h"], ising["J"], ising["higher"]
         (1.5, {0: -1.0, 1: -1.0}, {(0, 1): 0.5}, {})
     """
-    k = _check_k(k)
+    k = check_k(k)
     c = np.asarray(coeffs, dtype=np.float64)
     if c.shape != (2**k,):
         raise ValueError(
@@ -322,7 +311,7 @@ def ising_landscape(
         [3.0, -1.0, -3.0, 1.0]
     """
     h = jnp.asarray(h)
-    k = _check_k(h.shape[-1] if h.ndim else 0, "h.shape[-1]")
+    k = check_k(h.shape[-1] if h.ndim else 0, "h.shape[-1]")
     j = jnp.asarray(j, h.dtype)
     offset = jnp.asarray(offset, h.dtype)
     if j.shape != h.shape + (k,) or offset.shape != h.shape[:-1]:
@@ -455,7 +444,7 @@ def qubo_from_ising(
         ([[1.0, 2.0], [0.0, 1.0]], 0.0)
     """
     h = jnp.asarray(h)
-    k = _check_k(h.shape[-1] if h.ndim else 0, "h.shape[-1]")
+    k = check_k(h.shape[-1] if h.ndim else 0, "h.shape[-1]")
     j = jnp.asarray(j, h.dtype)
     offset = jnp.asarray(offset, h.dtype)
     if j.shape != h.shape + (k,) or offset.shape != h.shape[:-1]:

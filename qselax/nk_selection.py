@@ -44,16 +44,7 @@ from qselax.esn import (
     make_esn,
     tabulate,
 )
-from qselax.solvers import grover_search, make_solver
-
-try:  # TEMP until the solver specs land
-    from qselax.solvers import SolverSpec, solver_spec
-except ImportError:  # pragma: no cover
-    from qselax.solvers.base import SolverSpec
-
-    def solver_spec(s):
-        return s if isinstance(s, SolverSpec) else SolverSpec(s, ())
-
+from qselax.solvers import SolverSpec, grover_search, make_solver, solver_spec
 from qselax.sweeps import make_sweep
 
 __all__ = [

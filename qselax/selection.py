@@ -42,16 +42,7 @@ from qselax.networks import (
     ones_masks,
     random_masks,
 )
-from qselax.solvers import make_solver
-
-try:  # TEMP until the solver specs land
-    from qselax.solvers import SolverSpec, solver_spec
-except ImportError:  # pragma: no cover
-    SolverSpec = str
-
-    def solver_spec(s):
-        return s
-
+from qselax.solvers import SolverSpec, make_solver, solver_spec
 from qselax.sweeps import ORACLES, SWEEP_MODES, make_sweep
 
 __all__ = ["INIT_MASKS", "SelectConfig", "Selection", "plan", "score", "select"]
@@ -259,7 +250,7 @@ def select(
     state = initial_state(state_key, flatten_masks(init))
     with Driver(
         config.sweeps,
-        desc=f"{getattr(config.solver, 'name', config.solver)} sweeps",
+        desc=f"{config.solver.name} sweeps",
         progress=progress,
         loggers=loggers,
     ) as driver:

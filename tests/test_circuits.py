@@ -1,7 +1,10 @@
 """Tests for qselax.circuits: physics oracles, autodiff, shapes, export, errors."""
 
 import functools
+import pathlib
 import re
+import subprocess
+import sys
 
 import chex
 import hypothesis
@@ -12,10 +15,13 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
-from qselax import circuits, landscapes
+from qselax import circuits
+from qselax.bits import bit_index, bit_table, index_bits
 from qselax.circuits import (
     Ansatz,
-    bit_table,
+    Gate,
+    apply_gates,
+    build_circuit,
     hea_circuit,
     hea_param_shape,
     hea_probs,
@@ -24,9 +30,8 @@ from qselax.circuits import (
     init_hea_params,
     to_qasm,
 )
-from qselax.bits import bit_index, index_bits
 
-tc = pytest.importorskip("tensorcircuit")  # configured by qselax.circuits
+tc = pytest.importorskip("tensorcircuit")  # only for reference circuits here
 
 # --- Hand-written NumPy reference, qubit 0 = most significant bit. ----------------
 
@@ -300,13 +305,11 @@ def test_bit_table_matches_tensorcircuit_order(num_qubits):
 
 
 @pytest.mark.parametrize("num_qubits", [1, 3, 5])
-def test_bit_table_matches_groups_and_landscapes(num_qubits):
+def test_bit_table_matches_bit_index(num_qubits):
     table = bit_table(num_qubits)
-    assert table.dtype == np.uint8
     index = np.arange(2**num_qubits)
     np.testing.assert_array_equal(bit_index(jnp.asarray(table)), index)
     np.testing.assert_array_equal(index_bits(jnp.asarray(index), num_qubits), table)
-    np.testing.assert_array_equal(landscapes.bit_table(num_qubits), table)
 
 
 # --- Export. -----------------------------------------------------------------------
@@ -440,11 +443,52 @@ def test_bad_params_raise_value_error():
         jax.jit(lambda p: hea_probs(p, ansatz))(jnp.zeros((2, 3), jnp.float32))
     with pytest.raises(ValueError, match="params"):
         hea_state(jnp.zeros((2, 2, 3), jnp.complex64), ansatz)
-    with pytest.raises(ValueError, match="num_qubits"):
-        bit_table(0)
 
 
-def test_module_is_the_tensorcircuit_owner():
-    assert circuits.tc is tc
-    assert tc.backend.name == "jax"
-    assert tc.dtypestr == "complex64"
+# --- TensorCircuit: one owner, an explicit backend, no global side effect. ---------
+
+
+def test_only_circuits_imports_tensorcircuit():
+    package = pathlib.Path(circuits.__file__).parent
+    owners = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if re.search(r"^\s*(import|from) tensorcircuit", path.read_text(), re.M)
+    )
+    assert owners == ["circuits.py"]
+
+
+def test_importing_qselax_keeps_the_global_backend():
+    code = (
+        "import tensorcircuit as tc\n"
+        "before = (tc.backend.name, tc.dtypestr)\n"
+        "import qselax, qselax.solvers, qselax.circuits\n"
+        "print(before == (tc.backend.name, tc.dtypestr), tc.backend.name)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["True", "numpy"], out.stdout + out.stderr
+
+
+def test_circuits_run_on_jax_and_restore_the_backend():
+    before = (tc.backend.name, tc.dtypestr)
+    ansatz = Ansatz(3, 2)
+    psi = hea_state(random_params(0, ansatz), ansatz)
+    assert isinstance(psi, jax.Array) and psi.dtype == jnp.complex64
+    circuit = build_circuit(2, [Gate("h", (0,)), Gate("cnot", (0, 1))])
+    np.testing.assert_allclose(
+        np.abs(np.asarray(circuit.state())) ** 2, [0.5, 0, 0, 0.5], atol=1e-6
+    )
+    assert (tc.backend.name, tc.dtypestr) == before
+    with pytest.raises(ValueError):  # an error inside the block restores it too
+        with circuits.jax_backend():
+            raise ValueError("inside")
+    assert (tc.backend.name, tc.dtypestr) == before
+
+
+def test_apply_gates_matches_numpy():
+    state = jnp.asarray(np.eye(4, dtype=np.complex64)[1])  # |01>
+    out = apply_gates(state, [Gate("x", (0,)), Gate("rz", (1,), theta=0.4)], 2)
+    expected = np.kron(np.eye(2), ROT["rz"](0.4)) @ np.eye(4)[3]
+    np.testing.assert_allclose(np.asarray(out), expected, atol=1e-6)

@@ -12,7 +12,7 @@ import pytest
 from absl.testing import parameterized
 from scipy import stats
 
-from qselax.circuits import bit_table
+from qselax.bits import bit_table
 from qselax.solvers.classical import default_sa_steps, random_search, sa
 from qselax.solvers.grover import (
     _sample,

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from qselax.bits import bit_table
 from qselax.hamiltonians import (
     QuboFit,
     fit_qubo,
@@ -24,7 +25,6 @@ from qselax.hamiltonians import (
     walsh_coefficients,
     walsh_landscape,
 )
-from qselax.landscapes import bit_table
 
 # --- NumPy float64 references (qubit 0 = most significant bit). --------------------
 

@@ -22,21 +22,21 @@ from flax import nnx
 import qselax
 from qselax import circuits
 from qselax.groups import flatten_masks, make_grouping
-from qselax.landscapes import make_engine
-from qselax.networks import MaskableMLP, activations, ones_masks, random_masks
+from qselax.landscapes import network_landscape, network_params
+from qselax.networks import MaskableMLP, ones_masks, random_masks
 from qselax.selection import SelectConfig, select
 from qselax.solvers import anneal, grover, make_solver, qaoa, vqe
 from qselax.solvers.base import normalize_landscapes
 from qselax.solvers.measure import (
     advantages,
+    gradient_fn,
     lookup_oracle,
     make_measurement,
-    optimise,
     sample_configs,
+    score_gradient,
 )
 from qselax.solvers.qaoa import qaoa_probs
-
-measure = importlib.import_module("qselax.solvers.measure")
+from qselax.solvers.variational import tune
 
 
 def _enumerated(probs_with_codes, rate, shape):
@@ -178,9 +178,7 @@ def test_score_function_gradient_is_the_scaled_exact_gradient():
     m = make_measurement(shots=4096)
     grads = jax.jit(
         jax.vmap(
-            lambda k: measure._score_gradient(
-                params, probs_fn, k, lookup_oracle(land), m
-            )[0]
+            lambda k: score_gradient(params, probs_fn, k, lookup_oracle(land), m)[0]
         )
     )(jax.random.split(jax.random.key(2), 64))
     estimate = np.asarray(grads.mean(0)).ravel()
@@ -297,7 +295,7 @@ def test_exact_solvers_report_entropy_and_product_ansatz_has_none():
         assert res.entropy is not None and res.shots is None
 
 
-def test_optimise_exact_with_noise_lowers_the_energy():
+def test_tuning_exact_with_noise_lowers_the_energy():
     ansatz = circuits.Ansatz(3, 2)
     land = normalize_landscapes(jax.random.normal(jax.random.key(0), (2, 8)))
     m = make_measurement(noise=0.01, trajectories=4)
@@ -313,16 +311,10 @@ def test_optimise_exact_with_noise_lowers_the_energy():
     params = jax.vmap(lambda k: circuits.init_hea_params(k, ansatz))(
         jax.random.split(jax.random.key(1), 2)
     )
-    tuned = optimise(
-        jax.random.key(2),
-        params,
-        probs_fn,
-        landscapes=land,
-        oracle=lookup_oracle(land),
-        steps=40,
-        optimizer=optax.adam(0.1),
-        measurement=m,
+    grad_fn = gradient_fn(
+        probs_fn, landscapes=land, oracle=lookup_oracle(land), measurement=m
     )
+    tuned = tune(params, grad_fn, optax.adam(0.1), 40, key=jax.random.key(2))
 
     def energy(p):
         probs = jax.vmap(lambda q: circuits.hea_probs(q, ansatz))(p)
@@ -347,17 +339,17 @@ def _tiny():
 def test_network_oracle_equals_landscape_lookups(method):
     model, x, y = _tiny()
     grouping = make_grouping("fan_in", model, 3)
-    engine = make_engine(model, grouping, num_samples=12, method=method)
+    land = network_landscape(model, grouping, num_samples=12, evaluator=method)
+    params = network_params(model, x, y)
     flat = jnp.asarray(flatten_masks(random_masks(jax.random.key(0), model)))
-    lands = engine.all(model, flat, x, y)
-    masks = qselax.groups.unflatten_masks(flat, grouping.shapes)
-    cache = activations(model, jnp.asarray(x), masks)
+    lands = land.all(params, flat)
+    ctx = land.prepare(params, flat)
     start = 0
-    for plan in engine.plans:
-        n = plan.arrays["index"].shape[0]
-        configs = jax.random.randint(jax.random.key(plan.layer), (n, 5), 0, 8)
-        arrays = jax.tree.map(jnp.asarray, plan.arrays)
-        got = engine.layer(model, flat, cache, jnp.asarray(y), arrays, plan, configs)
+    for i, segment in enumerate(land.segments):
+        n = segment.num_groups
+        configs = jax.random.randint(jax.random.key(i), (n, 5), 0, 8)
+        arrays = jax.tree.map(jnp.asarray, segment.arrays)
+        got = land.costs(params, flat, ctx, i, arrays, configs)
         chex.assert_shape(got, (n, 5))
         expected = jnp.take_along_axis(lands[start : start + n], configs, axis=-1)
         np.testing.assert_allclose(np.asarray(got), np.asarray(expected), atol=1e-5)
@@ -386,8 +378,7 @@ def test_select_with_network_oracle_matches_landscape_oracle(mode):
     for oracle in ("landscape", "network"):
         config = SelectConfig(
             k=4,
-            solver="vqe",
-            solver_options=(("shots", 16), ("steps", 4), ("readout", 1)),
+            solver=vqe(shots=16, steps=4, readout=1),
             sweeps=1,
             mode=mode,
             block_size=4,

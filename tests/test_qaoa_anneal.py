@@ -15,19 +15,23 @@ import pytest
 import scipy.linalg
 from absl.testing import parameterized
 
+from qselax.hamiltonians import walsh_coefficients
 from qselax.solvers.anneal import anneal, anneal_probs, schedule_values
 from qselax.solvers.base import normalize_landscapes
 from qselax.solvers.qaoa import (
     qaoa,
+    qaoa_circuit,
     qaoa_probs,
+    qaoa_qasm,
     qaoa_resources,
     qaoa_state,
     ramp_angles,
 )
 
-# The package re-exports the factories under the module names, so fetch the modules.
+# The package re-exports the factories under the module names, so fetch the modules
+# (for the private helpers tested here: mixers, the gate program, schedule knots).
 anneal_module = importlib.import_module("qselax.solvers.anneal")
-qaoa_module = importlib.import_module("qselax.solvers.qaoa")
+layers_module = importlib.import_module("qselax.solvers.qaoa_layers")
 
 # --- Hand-written NumPy reference, qubit 0 = most significant bit. ----------------
 
@@ -109,7 +113,7 @@ def structured_landscapes(rng, groups, k, weight=0.3):
 state_jit = jax.jit(qaoa_state, static_argnames=("mixer", "phase"))
 probs_jit = jax.jit(qaoa_probs, static_argnames=("mixer", "phase"))
 anneal_jit = jax.jit(anneal_probs, static_argnames=("time",))
-walsh_jit = jax.jit(qaoa_module._walsh)
+walsh_jit = jax.jit(walsh_coefficients)
 
 
 def solve_jit(solver, landscapes):
@@ -121,7 +125,7 @@ def solve_jit(solver, landscapes):
 @functools.partial(jax.jit, static_argnums=(0, 2))
 def mixer_matrix(k, beta, mixer):
     """The simulated mixer's unitary, column by column from basis states."""
-    fn = qaoa_module._MIXER_FNS[mixer]
+    fn = layers_module._MIXER_FNS[mixer]
     eye = jnp.eye(2**k, dtype=jnp.complex64)
     return jax.vmap(fn, in_axes=(0, None))(eye, jnp.float32(beta)).T
 
@@ -271,7 +275,7 @@ def test_counted_mixer_gates_equal_the_simulated_mixer(k, mixer):
     }
     u = np.eye(2**k, dtype=complex)
     p0, p1 = np.diag([1.0, 0.0]), np.diag([0.0, 1.0])
-    for name, a, b in qaoa_module._mixer_program(k, mixer):
+    for name, a, b in layers_module._mixer_program(k, mixer):
         if name == "cnot":
             u = (on({a: p0}, k) + on({a: p1, b: X}, k)) @ u
         else:
@@ -481,12 +485,12 @@ def test_qaoa_state_bad_inputs_raise():
 def test_qaoa_gate_circuit_matches_the_simulated_state(k):
     land = jax.random.normal(jax.random.key(k), (2**k,))
     gammas, betas = np.array([0.4, -0.7]), np.array([0.3, 0.2])
-    circuit = qaoa_module.qaoa_circuit(gammas, betas, land)
+    circuit = qaoa_circuit(gammas, betas, land)
     expected = qaoa_state(jnp.asarray(gammas), jnp.asarray(betas), land, phase="ising")
     overlap = abs(np.vdot(np.asarray(circuit.state()), np.asarray(expected)))
     np.testing.assert_allclose(overlap, 1.0, atol=1e-5)
-    text = qaoa_module.qaoa_qasm(gammas, betas, land)
+    text = qaoa_qasm(gammas, betas, land)
     assert text.startswith("OPENQASM 2.0;")
     assert text.count("rx(") == 2 * k
     with pytest.raises(ValueError, match="same shape"):
-        qaoa_module.qaoa_circuit(gammas, betas[:1], land)
+        qaoa_circuit(gammas, betas[:1], land)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from qselax.circuits import Ansatz, bit_table, hea_resources
+from qselax.bits import bit_table
+from qselax.circuits import Ansatz, hea_resources
 from qselax.solvers import (
     SOLVERS,
     SolveResult,
@@ -332,7 +333,8 @@ def test_make_solver_bad_option(name, options):
         (4, {"entangler": "iswap"}, "entangler"),
         (4, {"rotations": ("ry", "rw")}, "rotations"),
         (4, {"layers": -1}, "layers"),
-        (0, {}, "num_qubits"),
+        (0, {}, "k must"),
+        (21, {}, "k must"),
     ],
 )
 def test_vqe_bad_settings_raise_value_error(k, options, match):

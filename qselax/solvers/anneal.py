@@ -13,7 +13,7 @@ every group.  The evolution is ``steps`` first-order Trotter steps of ``dt = T/s
 
 the schedule sampled at each step's midpoint.  A Trotter step is a QAOA layer with
 ``γ_j = dt s_j`` and ``β_j = -dt (1 - s_j)`` (``exp(+i dt (1 - s) Σ X)``), so the
-circuit is :func:`qselax.solvers.qaoa.qaoa_state` with the X mixer and the exact
+circuit is :func:`qselax.solvers.qaoa_layers.qaoa_state` with the X mixer and the exact
 diagonal phase, steps applied by ``lax.scan``.  If ``T`` is long against the inverse
 square of the spectral gap (and ``dt`` short), the final state is close to the
 ground state of C̃ (the adiabatic theorem).
@@ -43,23 +43,24 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float
 
-from qselax.entanglement import half_cut_entropy
+from qselax.bits import check_k
+from qselax.circuits import MAX_QUBITS
 from qselax.solvers import measure
 from qselax.solvers.base import (
     Solver,
-    SolveResult,
-    best_of,
-    normalize_landscapes,
-    with_costs,
+    check_bool,
+    check_choice,
+    check_count,
+    check_float,
+    check_readout,
+    solver_factory,
 )
-from qselax.solvers.qaoa import (
-    _check_choice,
-    _check_int,
-    _check_rate,
-    _check_readout,
-    qaoa_probs,
-    qaoa_resources,
-    qaoa_state,
+from qselax.solvers.qaoa_layers import qaoa_probs, qaoa_resources, qaoa_state
+from qselax.solvers.variational import (
+    Readout,
+    Tuner,
+    VariationalCircuit,
+    variational_solver,
 )
 
 __all__ = ["SCHEDULES", "anneal", "anneal_probs", "schedule_values"]
@@ -78,8 +79,8 @@ def schedule_values(schedule: str, steps: int) -> np.ndarray:
         >>> schedule_values("linear", 4).tolist()
         [0.125, 0.375, 0.625, 0.875]
     """
-    _check_choice("schedule", schedule, SCHEDULES)
-    steps = _check_int("steps", steps, 1)
+    check_choice("schedule", schedule, SCHEDULES)
+    steps = check_count("steps", steps)
     u = (np.arange(steps) + 0.5) / steps
     return _named_schedule(schedule, u).astype(np.float32)
 
@@ -143,6 +144,15 @@ def _initial_params(schedule: str, pieces: int) -> np.ndarray:
     return (increments + np.log(-np.expm1(-increments))).astype(np.float32)
 
 
+def _split_key(key: jax.Array, exact: bool):
+    # Exact and noiseless, the evolution is deterministic and the key unused.
+    if exact:
+        return None, None, None
+    run_key, read_key = jax.random.split(key)
+    return None, run_key, read_key
+
+
+@solver_factory("anneal")
 def anneal(
     k: int,
     *,
@@ -158,10 +168,10 @@ def anneal(
     noise: float = 0.0,
     trajectories: int = 8,
 ) -> Solver:
-    """Builds the quantum annealing solver.
+    """Builds the quantum annealing solver (without ``k``: its :class:`SolverSpec`).
 
     Args:
-        k: qubits per group.
+        k: qubits per group, in ``[1, 20]``.
         time: total annealing time ``T`` (landscapes have unit spread), > 0.
         steps: Trotter steps ``N``; ``dt = T / N``.
         schedule: ``"linear"`` or ``"quadratic"``; the start of a learned schedule.
@@ -187,22 +197,43 @@ def anneal(
         >>> int(solver.solve(jax.random.key(0), land, jnp.zeros(1, jnp.int32)).top1[0])
         3
     """
-    k = _check_int("k", k, 1)
-    try:
-        time = float(time)
-    except (TypeError, ValueError):
-        raise ValueError(f"time must be a number, got {time!r}") from None
-    if not (time > 0 and np.isfinite(time)):
-        raise ValueError(f"time must be > 0 and finite, got {time}")
-    steps = _check_int("steps", steps, 1)
-    _check_choice("schedule", schedule, SCHEDULES)
-    if not isinstance(learn_schedule, bool):
-        raise ValueError(f"learn_schedule must be a bool, got {learn_schedule!r}")
-    schedule_steps = _check_int("schedule_steps", schedule_steps, 0)
-    schedule_pieces = _check_int("schedule_pieces", schedule_pieces, 1)
-    learning_rate = _check_rate(learning_rate)
-    readout = _check_readout(k, readout)
+    k = check_k(k, high=MAX_QUBITS)
+    time = check_float("time", time)
+    steps = check_count("steps", steps)
+    check_choice("schedule", schedule, SCHEDULES)
+    check_bool("learn_schedule", learn_schedule)
+    schedule_steps = check_count("schedule_steps", schedule_steps, low=0)
+    schedule_pieces = check_count("schedule_pieces", schedule_pieces)
+    learning_rate = check_float("learning_rate", learning_rate)
+    readout = check_readout(k, readout)
     m = measure.make_measurement(shots, noise, trajectories)
+    fixed = schedule_values(schedule, steps)
+    start = _initial_params(schedule, schedule_pieces)
+
+    def schedule_of(params: jax.Array | None) -> jax.Array:
+        if params is None:
+            return jnp.asarray(fixed)
+        return _interpolate(_knots(params), steps)
+
+    def init(key: None, num_groups: int) -> jax.Array | None:
+        del key
+        if not learn_schedule:
+            return None
+        return jnp.broadcast_to(jnp.asarray(start), (num_groups, len(start)))
+
+    def probs(params, landscape, noise_key=None, noise_rate=0.0):
+        return anneal_probs(
+            schedule_of(params),
+            landscape,
+            time,
+            noise_key=noise_key,
+            noise_rate=noise_rate,
+        )
+
+    def state(params, landscape):
+        values = schedule_of(params)
+        dt = jnp.float32(time) / steps
+        return qaoa_state(dt * values, -dt * (1.0 - values), landscape)
 
     gates = qaoa_resources(k, steps)
     resources = {
@@ -213,109 +244,12 @@ def anneal(
         "ising_depth": gates["ising_depth"],
         "ising_two_qubit_gates": gates["ising_two_qubit_gates"],
         "parameters": schedule_pieces if learn_schedule else 0,
-        "optimizer_steps": schedule_steps if learn_schedule else 0,
-        "readout": readout,
-        **m.resources(schedule_steps if learn_schedule else 0),
     }
-    fixed = schedule_values(schedule, steps)
-    start = _initial_params(schedule, schedule_pieces)
-    opt = optax.adam(learning_rate)
-
-    def learned(landscape: jax.Array) -> jax.Array:
-        def energy(params):
-            values = _interpolate(_knots(params), steps)
-            return jnp.sum(anneal_probs(values, landscape, time) * landscape)
-
-        def step(carry, _):
-            params, state = carry
-            grad = jax.grad(energy)(params)
-            updates, state = opt.update(grad, state, params)
-            return (optax.apply_updates(params, updates), state), None
-
-        params = jnp.asarray(start)
-        (params, _), _ = jax.lax.scan(
-            step, (params, opt.init(params)), length=schedule_steps
-        )
-        return params
-
-    def schedule_of(params: jax.Array | None) -> jax.Array:
-        if params is None:
-            return jnp.asarray(fixed)
-        return _interpolate(_knots(params), steps)
-
-    def entropy(params, normed: jax.Array) -> jax.Array:
-        def one(p, land):
-            values = schedule_of(p)
-            dt = jnp.float32(time) / steps
-            state = qaoa_state(dt * values, -dt * (1.0 - values), land)
-            return half_cut_entropy(state, k)
-
-        axis = None if params is None else 0
-        return jax.vmap(one, in_axes=(axis, 0))(params, normed)
-
-    def measured(key, landscapes, normed, oracle) -> SolveResult:
-        """Finite shots and/or noise: :mod:`qselax.solvers.measure`."""
-        num_groups = landscapes.shape[0]
-        run_key, read_key = jax.random.split(key)
-        axis = 0 if learn_schedule else None
-
-        def probs_fn(params, noise_key):
-            keys = (
-                jnp.zeros((num_groups,), jnp.uint32)
-                if noise_key is None
-                else jax.random.split(noise_key, num_groups)
-            )
-
-            def one(p, land, nk):
-                return anneal_probs(
-                    schedule_of(p),
-                    land,
-                    time,
-                    noise_key=None if noise_key is None else nk,
-                    noise_rate=m.noise,
-                )
-
-            return jax.vmap(one, in_axes=(axis, 0, 0))(params, normed, keys)
-
-        params = None
-        if learn_schedule:
-            params = jnp.broadcast_to(jnp.asarray(start), (num_groups, len(start)))
-        return measure.solve_measured(
-            run_key,
-            read_key,
-            params,
-            probs_fn,
-            landscapes=landscapes,
-            normed=normed,
-            oracle=oracle,
-            steps=schedule_steps if learn_schedule else 0,
-            optimizer=opt,
-            readout=readout,
-            measurement=m,
-            entropy=lambda p: entropy(p, normed),
-        )
-
-    def solve(
-        key: jax.Array, landscapes: jax.Array, current: jax.Array, oracle=None
-    ) -> SolveResult:
-        del current
-        num_groups = landscapes.shape[0]
-        normed = normalize_landscapes(landscapes)
-        if not m.exact:
-            return measured(key, landscapes, normed, oracle)
-        # Exact and noiseless: the evolution is deterministic, the key unused.
-        if learn_schedule:
-            params = jax.vmap(learned)(normed)
-        else:
-            params = None
-        probs = jax.vmap(
-            lambda p, land: anneal_probs(schedule_of(p), land, time),
-            in_axes=(0 if learn_schedule else None, 0),
-        )(params, normed)
-        top1 = jnp.argmax(probs, axis=-1).astype(jnp.int32)
-        candidates = jax.lax.top_k(probs, readout)[1].astype(jnp.int32)
-        index = best_of(landscapes, candidates).astype(jnp.int32)
-        lookups = jnp.full((num_groups,), readout, jnp.int32)
-        return SolveResult(index, top1, probs, lookups, entropy=entropy(params, normed))
-
-    return Solver("anneal", with_costs(solve), resources)
+    return variational_solver(
+        "anneal",
+        VariationalCircuit(probs, state, init, _split_key),
+        tuner=Tuner(optax.adam(learning_rate), schedule_steps if learn_schedule else 0),
+        readout=Readout(readout),
+        measurement=m,
+        resources=resources,
+    )

@@ -27,38 +27,23 @@ Shapes: ``G`` groups, ``K`` bits, ``S = 2^K`` configurations, ``R`` restarts.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from qselax.solvers.base import Solver, SolveResult, best_of, check_count, with_costs
+from qselax.bits import check_k
+from qselax.solvers.base import (
+    Solver,
+    SolveResult,
+    best_of,
+    check_count,
+    check_float,
+    solver_factory,
+    with_costs,
+)
 
-__all__ = ["MAX_BITS", "default_sa_steps", "random_search", "sa"]
-
-# Landscapes hold 2^K float32 costs per group; beyond this they do not fit.
-MAX_BITS = 30
-
-
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ValueError(f"k must be an int, got {k!r}")
-    if not 1 <= k <= MAX_BITS:
-        raise ValueError(
-            f"k must be in [1, {MAX_BITS}], got {k}; a landscape needs 4 * 2**k "
-            f"bytes per group ({4 * 2.0 ** min(int(k), 64):.3g} B here)"
-        )
-    return int(k)
-
-
-def _check_temperature(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return float(value)
+__all__ = ["default_sa_steps", "random_search", "sa"]
 
 
 def _check_inputs(landscapes, current, k: int) -> tuple[jax.Array, jax.Array]:
@@ -88,7 +73,7 @@ def default_sa_steps(k: int, restarts: int = 1) -> int:
         >>> default_sa_steps(8), default_sa_steps(8, restarts=4)
         (64, 16)
     """
-    return max(1, 2 ** _check_k(k) // (4 * check_count("restarts", restarts)))
+    return max(1, 2 ** check_k(k) // (4 * check_count("restarts", restarts)))
 
 
 def _anneal_chain(
@@ -127,6 +112,7 @@ def _anneal_chain(
     return best, best_cost
 
 
+@solver_factory("sa")
 def sa(
     k: int,
     *,
@@ -137,8 +123,10 @@ def sa(
 ) -> Solver:
     """Builds the simulated-annealing solver (single-bit flips, Metropolis).
 
+    Without ``k`` it returns its :class:`~qselax.solvers.base.SolverSpec`.
+
     Args:
-        k: bits per group, in ``[1, 30]``.
+        k: bits per group, in ``[1, 24]``.
         steps: proposals per chain (default ``max(1, 2^K // (4 restarts))``, so
             about ``2^K / 4`` look-ups in all: a budget well below exhaustive).
         t0: initial temperature in units of the mean ``|dC|`` of the chain's
@@ -162,13 +150,13 @@ def sa(
         >>> int(out.index[0]), int(out.lookups[0])
         (15, 33)
     """
-    k = _check_k(k)
+    k = check_k(k)
     restarts = check_count("restarts", restarts)
     steps = (
         default_sa_steps(k, restarts) if steps is None else check_count("steps", steps)
     )
-    t0 = 1.0 if t0 is None else _check_temperature("t0", t0)
-    t1 = 0.01 if t1 is None else _check_temperature("t1", t1)
+    t0 = 1.0 if t0 is None else check_float("t0", t0)
+    t1 = 0.01 if t1 is None else check_float("t1", t1)
     frac = np.arange(steps) / max(steps - 1, 1)
     taus_np = (t0 * (t1 / t0) ** frac).astype(np.float32)
     size = 2**k
@@ -212,11 +200,14 @@ def sa(
 # Random search.
 
 
+@solver_factory("random")
 def random_search(k: int, *, samples: int | None = None) -> Solver:
     """Builds the random-search solver (registered as ``"random"``).
 
+    Without ``k`` it returns its :class:`~qselax.solvers.base.SolverSpec`.
+
     Args:
-        k: bits per group, in ``[1, 30]``.
+        k: bits per group, in ``[1, 24]``.
         samples: configurations drawn per group, uniformly with replacement
             (default ``max(1, 2^K // 16)``).
 
@@ -232,7 +223,7 @@ def random_search(k: int, *, samples: int | None = None) -> Solver:
         >>> solver.name, solver.resources["classical_lookups"]
         ('random', 16)
     """
-    k = _check_k(k)
+    k = check_k(k)
     samples = max(1, 2**k // 16) if samples is None else check_count("samples", samples)
     size = 2**k
 

@@ -87,14 +87,21 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from qselax import circuits
-from qselax.circuits import MAX_QUBITS, tc
-from qselax.solvers import measure
-from qselax.solvers.base import Solver, SolveResult, check_count, with_costs
-
-DIFFUSERS = ("reflection", "gates")
+from qselax.bits import check_k
+from qselax.circuits import MAX_QUBITS, Gate
+from qselax.solvers.base import (
+    Solver,
+    SolveResult,
+    check_choice,
+    check_count,
+    check_float,
+    solver_factory,
+    with_costs,
+)
 
 __all__ = [
     "DIFFUSERS",
+    "NOISE_STREAM",
     "GroverSearch",
     "default_oracle_budget",
     "diffuser_two_qubit_gates",
@@ -105,6 +112,8 @@ __all__ = [
     "grover_state",
     "threshold_signs",
 ]
+
+DIFFUSERS = ("reflection", "gates")
 
 
 class GroverSearch(NamedTuple):
@@ -168,17 +177,6 @@ class _Config(NamedTuple):
 # Set-up checks and static resource counts.
 
 
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ValueError(f"k must be an int, got {k!r}")
-    if not 1 <= k <= MAX_QUBITS:
-        raise ValueError(
-            f"k must be in [1, {MAX_QUBITS}], got {k}; a group's state needs "
-            f"4 * 2**k bytes ({4 * 2.0 ** min(int(k), 64):.3g} B here)"
-        )
-    return int(k)
-
-
 def default_oracle_budget(k: int) -> int:
     """Durr-Hoyer budget ``ceil(22.5 sqrt(S) + 1.4 log2(S)^2)`` for ``S = 2^K``.
 
@@ -186,7 +184,7 @@ def default_oracle_budget(k: int) -> int:
         >>> default_oracle_budget(8)
         450
     """
-    k = _check_k(k)
+    k = check_k(k, high=MAX_QUBITS)
     return math.ceil(22.5 * 2.0 ** (k / 2) + 1.4 * k**2)
 
 
@@ -205,7 +203,7 @@ def diffuser_two_qubit_gates(k: int) -> int:
         >>> [diffuser_two_qubit_gates(k) for k in (1, 2, 3, 8)]
         [0, 1, 5, 253]
     """
-    k = _check_k(k)
+    k = check_k(k, high=MAX_QUBITS)
     return 0 if k == 1 else 2**k - 3
 
 
@@ -234,21 +232,17 @@ def _resources(config: _Config) -> dict:
 
 
 def _make_config(k, max_rounds, lam, oracle_budget, diffuser, noise=0.0) -> _Config:
-    k = _check_k(k)
-    noise = measure.make_measurement(noise=noise).noise
-    if isinstance(lam, bool) or not isinstance(lam, int | float | np.floating):
-        raise ValueError(f"lam must be a number > 1, got {lam!r}")
-    if not (math.isfinite(lam) and lam > 1):
-        raise ValueError(f"lam must be > 1 (the rotation-count growth), got {lam}")
+    k = check_k(k, high=MAX_QUBITS)
+    noise = circuits.check_noise_rate(noise)
+    lam = check_float("lam", lam, above=1.0)
     budget = (
         default_oracle_budget(k)
         if oracle_budget is None
         else check_count("oracle_budget", oracle_budget)
     )
     rounds = budget if max_rounds is None else check_count("max_rounds", max_rounds)
-    if diffuser not in DIFFUSERS:
-        raise ValueError(f"diffuser must be one of {DIFFUSERS}, got {diffuser!r}")
-    return _Config(k, budget, rounds, float(lam), diffuser, noise)
+    check_choice("diffuser", diffuser, DIFFUSERS)
+    return _Config(k, budget, rounds, lam, diffuser, noise)
 
 
 def _check_landscapes(landscapes, num_qubits: int | None = None) -> jax.Array:
@@ -292,23 +286,29 @@ def _reflect(amps: jax.Array) -> jax.Array:
     return 2.0 * jnp.mean(amps) - amps
 
 
-def _gate_diffuser(amps: jax.Array, num_qubits: int) -> jax.Array:
-    c = tc.Circuit(num_qubits, inputs=amps.astype(jnp.complex64))
-    qubits = range(num_qubits)
-    for q in qubits:
-        c.h(q)
-    for q in qubits:
-        c.x(q)
+# Pauli Z, the target of the diffuser's multi-controlled Z.
+_Z = np.array([[1.0, 0.0], [0.0, -1.0]])
+
+
+def _diffuser_gates(num_qubits: int) -> list[Gate]:
+    """``H^K X^K C^{K-1}Z X^K H^K`` (which is ``-D``) as gates."""
+    qubits = tuple(range(num_qubits))
     if num_qubits == 1:
-        c.z(0)
+        mcz = [Gate("z", (0,))]
     else:
-        c.multicontrol(*qubits, ctrl=[1] * (num_qubits - 1), unitary=tc.gates._z_matrix)
-    for q in qubits:
-        c.x(q)
-    for q in qubits:
-        c.h(q)
+        ctrl = (1,) * (num_qubits - 1)
+        mcz = [Gate("multicontrol", qubits, unitary=_Z, ctrl=ctrl)]
+    hs = [Gate("h", (q,)) for q in qubits]
+    xs = [Gate("x", (q,)) for q in qubits]
+    return hs + xs + mcz + xs + hs
+
+
+def _gate_diffuser(amps: jax.Array, num_qubits: int) -> jax.Array:
+    state = circuits.apply_gates(
+        amps.astype(jnp.complex64), _diffuser_gates(num_qubits), num_qubits
+    )
     # H X C^{K-1}Z X H = I - 2|s><s| = -D; amplitudes stay real.
-    return -jnp.real(c.state()).astype(jnp.float32)
+    return -jnp.real(state).astype(jnp.float32)
 
 
 NOISE_STREAM = 0x6E6F  # fold_in tag of the noise keys (measurements use 0, 1, ...)
@@ -353,13 +353,12 @@ def grover_state(
         >>> [round(float(a), 3) for a in grover_state(signs, 1)]
         [0.0, 0.0, 0.0, 1.0]
     """
-    if diffuser not in DIFFUSERS:
-        raise ValueError(f"diffuser must be one of {DIFFUSERS}, got {diffuser!r}")
+    check_choice("diffuser", diffuser, DIFFUSERS)
     signs = jnp.asarray(signs, jnp.float32)
     size = signs.shape[-1]
     num_qubits = size.bit_length() - 1
     plus = jnp.full((size,), size**-0.5, jnp.float32)
-    noisy = noise_key is not None and circuits._check_rate(noise_rate) > 0
+    noisy = noise_key is not None and circuits.check_noise_rate(noise_rate) > 0
     config = _Config(num_qubits, 1, 1, 2.0, diffuser, float(noise_rate))
 
     def step(i, amps):
@@ -389,7 +388,7 @@ def grover_probs(
     return probs / jnp.sum(probs)
 
 
-def grover_circuit(signs, iterations: int) -> tc.Circuit:
+def grover_circuit(signs, iterations: int) -> circuits.Circuit:
     """Gate-by-gate ``tc.Circuit`` of ``r`` Grover iterations, for inspection.
 
     H on every qubit, then ``iterations`` times: the oracle as one diagonal
@@ -418,28 +417,14 @@ def grover_circuit(signs, iterations: int) -> tc.Circuit:
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     num_qubits = size.bit_length() - 1
-    qubits = range(num_qubits)
-    oracle = np.diag(signs).astype(np.complex64)
-    c = tc.Circuit(num_qubits)
-    for q in qubits:
-        c.h(q)
-    for _ in range(iterations):
-        c.any(*qubits, unitary=oracle, name="oracle")
-        for q in qubits:
-            c.h(q)
-        for q in qubits:
-            c.x(q)
-        if num_qubits == 1:
-            c.z(0)
-        else:
-            c.multicontrol(
-                *qubits, ctrl=[1] * (num_qubits - 1), unitary=tc.gates._z_matrix
-            )
-        for q in qubits:
-            c.x(q)
-        for q in qubits:
-            c.h(q)
-    return c
+    qubits = tuple(range(num_qubits))
+    oracle = Gate(
+        "any", qubits, unitary=np.diag(signs).astype(np.complex64), label="oracle"
+    )
+    gates = [Gate("h", (q,)) for q in qubits]
+    for _ in range(int(iterations)):
+        gates += [oracle, *_diffuser_gates(num_qubits)]
+    return circuits.build_circuit(num_qubits, gates)
 
 
 # ---------------------------------------------------------------------------
@@ -621,6 +606,7 @@ def grover_search(
     return _search(key, landscapes, config)
 
 
+@solver_factory("grover")
 def grover(
     k: int,
     *,
@@ -630,7 +616,8 @@ def grover(
     diffuser: str = "reflection",
     noise: float = 0.0,
 ) -> Solver:
-    """Builds the Grover adaptive search solver.
+    """Builds the Grover adaptive search solver (without ``k``: its
+    :class:`~qselax.solvers.base.SolverSpec`).
 
     ``solve`` returns the best configuration found (``index``), the most probable
     configuration of the last round's state (``top1``; uniform, hence ``0``, when

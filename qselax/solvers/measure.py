@@ -28,6 +28,13 @@ minimise the expected cost ``E(θ) = Σ_s p_θ(s) C(s)`` of their circuits.  A
   shots of a step are spread evenly over its trajectories, so each shot is an exact
   draw from the noisy circuit.
 
+This module holds the measured path's parts -- what a step's gradient is
+(:func:`gradient_fn`) and how shots are read out (:func:`read_shots`); the one optax
+loop and the composition into a solver are in :mod:`qselax.solvers.variational`.
+A ``probs_fn`` below is ``(params, noise_key | None) -> (G, S)`` Born probabilities
+of all groups' circuits (one noise trajectory per group for a key, noiseless for
+``None``).
+
 Shapes: ``G`` groups, ``S = 2^K`` configurations, ``n`` shots, ``R`` readout.
 """
 
@@ -39,19 +46,23 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from qselax.solvers.base import SolveResult
+from qselax.circuits import check_noise_rate
+from qselax.solvers.base import check_count
 
 __all__ = [
+    "MAX_SHOTS",
     "Measurement",
     "Oracle",
+    "advantages",
+    "gradient_fn",
     "lookup_oracle",
     "make_measurement",
-    "optimise",
-    "read_out",
+    "mean_probs",
+    "read_shots",
     "sample_configs",
-    "solve_measured",
+    "sample_noisy",
+    "score_gradient",
 ]
 
 Oracle = Callable[[jax.Array], jax.Array]
@@ -91,10 +102,6 @@ class Measurement(NamedTuple):
         }
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
 def make_measurement(shots=None, noise=0.0, trajectories=8) -> Measurement:
     """Checks and builds a :class:`Measurement`.
 
@@ -103,25 +110,23 @@ def make_measurement(shots=None, noise=0.0, trajectories=8) -> Measurement:
             ``[0, 1)``; ``trajectories`` not an int ``>= 1`` (or, with shots, more
             trajectories than shots).
     """
-    if shots is not None and (not _is_int(shots) or not 2 <= shots <= MAX_SHOTS):
+    if shots is not None and (
+        isinstance(shots, bool)
+        or not isinstance(shots, int | np.integer)
+        or not 2 <= shots <= MAX_SHOTS
+    ):
         raise ValueError(
             f"shots must be None (exact) or an integer in [2, {MAX_SHOTS}], "
             f"got {shots!r}"
         )
-    if isinstance(noise, bool) or not isinstance(noise, int | float | np.floating):
-        raise ValueError(f"noise must be a number in [0, 1), got {noise!r}")
-    if not 0.0 <= float(noise) < 1.0:
-        raise ValueError(f"noise must lie in [0, 1), got {noise}")
-    if not _is_int(trajectories) or trajectories < 1:
-        raise ValueError(f"trajectories must be an integer >= 1, got {trajectories!r}")
+    noise = check_noise_rate(noise)
+    trajectories = check_count("trajectories", trajectories)
     if shots is not None and noise > 0 and trajectories > shots:
         raise ValueError(
             f"trajectories ({trajectories}) must not exceed shots ({shots}): each "
             "trajectory needs at least one shot"
         )
-    return Measurement(
-        None if shots is None else int(shots), float(noise), int(trajectories)
-    )
+    return Measurement(None if shots is None else int(shots), noise, trajectories)
 
 
 def lookup_oracle(landscapes: jax.Array) -> Oracle:
@@ -151,8 +156,8 @@ def sample_configs(key: jax.Array, probs: jax.Array, n: int) -> jax.Array:
     return jnp.minimum(idx, probs.shape[-1] - 1).astype(jnp.int32)
 
 
-def _noisy_sample(key, probs_fn, params, m: Measurement, n: int):
-    """``(G, n)`` draws, spread evenly over the step's noise trajectories."""
+def sample_noisy(key, probs_fn: Callable, params, m: Measurement, n: int):
+    """``(G, n)`` draws, spread evenly over ``m.trajectories`` noise trajectories."""
     traj_key, draw_key = jax.random.split(key)
     if m.noise == 0.0:
         return sample_configs(draw_key, probs_fn(params, None), n)
@@ -166,8 +171,9 @@ def _noisy_sample(key, probs_fn, params, m: Measurement, n: int):
     return draws.reshape(draws.shape[0], -1)[:, :n]
 
 
-def _mean_probs(key, probs_fn, params, m: Measurement) -> jax.Array:
-    """Born probabilities: exact, or the mean over ``trajectories`` trajectories."""
+def mean_probs(key, probs_fn: Callable, params, m: Measurement) -> jax.Array:
+    """``(G, S)`` Born probabilities: exact, or the mean over ``m.trajectories``
+    noise trajectories (drawn from ``key``)."""
     if m.noise == 0.0:
         return probs_fn(params, None)
     keys = jax.random.split(key, m.trajectories)
@@ -191,8 +197,13 @@ def advantages(costs: jax.Array) -> jax.Array:
     return jnp.where(std > 0, centred / scale, 0.0) * (n / (n - 1))
 
 
-def _score_gradient(params, probs_fn, key, oracle: Oracle, m: Measurement):
-    """The score-function gradient estimate from one step's shots."""
+def score_gradient(params, probs_fn: Callable, key, oracle: Oracle, m: Measurement):
+    """The score-function gradient estimate from one step's ``m.shots`` shots.
+
+    Returns:
+        ``(gradient, mean sampled cost (G,))``; the gradient has the structure of
+        ``params``.
+    """
     traj_key, draw_key = jax.random.split(key)
     if m.noise == 0.0:
         probs, vjp = jax.vjp(lambda p: probs_fn(p, None), params)
@@ -231,157 +242,72 @@ def _score_gradient(params, probs_fn, key, oracle: Oracle, m: Measurement):
     return grad, jnp.mean(costs, axis=-1)
 
 
-def optimise(
-    key: jax.Array,
-    params,
+def gradient_fn(
     probs_fn: Callable,
     *,
     landscapes: jax.Array,
     oracle: Oracle,
-    steps: int,
-    optimizer: optax.GradientTransformation,
     measurement: Measurement,
-):
-    """Minimises the expected cost of all groups' circuits at once.
+) -> Callable:
+    """One optimiser step's gradient of the expected cost, as the measurement gets it.
 
     Args:
-        key: PRNG key (shots and noise trajectories of every step).
-        params: circuit parameters of all groups (any pytree; per-group leaves carry
-            a leading ``G`` axis, shared ones do not).
-        probs_fn: ``(params, noise_key | None) -> (G, S)`` Born probabilities (one
-            noise trajectory per group for a key, noiseless for ``None``).
-        landscapes: ``(G, S)`` normalised costs for the exact mode.
+        probs_fn: ``(params, noise_key | None) -> (G, S)`` probabilities.
+        landscapes: ``(G, S)`` normalised costs for exact expectations.
         oracle: cost oracle for the shot mode (raw costs; advantages are
             standardised per group).
-        steps: optimiser steps (``lax.scan``).
-        optimizer: an optax transformation.
-        measurement: exact or shots, noise.
+        measurement: exact (with or without noise) or shots.
 
     Returns:
-        The optimised parameters.
+        ``(params, key) -> gradient``: exact expectations differentiated by
+        autodiff (with noise: of the mean over the step's trajectories), or the
+        score-function estimate from the step's shots.
     """
     m = measurement
+    if m.shots is not None:
+        return lambda p, key: score_gradient(p, probs_fn, key, oracle, m)[0]
 
-    def energy(p, k):
-        return jnp.sum(_mean_probs(k, probs_fn, p, m) * landscapes)
+    def energy(p, key):
+        return jnp.sum(mean_probs(key, probs_fn, p, m) * landscapes)
 
-    def step(carry, k):
-        p, state = carry
-        if m.shots is None:
-            grad = jax.grad(energy)(p, k)
-        else:
-            grad, _ = _score_gradient(p, probs_fn, k, oracle, m)
-        updates, state = optimizer.update(grad, state, p)
-        return (optax.apply_updates(p, updates), state), None
-
-    (params, _), _ = jax.lax.scan(
-        step, (params, optimizer.init(params)), jax.random.split(key, steps)
-    )
-    return params
+    return jax.grad(energy)
 
 
-def read_out(
+def read_shots(
     key: jax.Array,
     params,
     probs_fn: Callable,
     *,
-    landscapes: jax.Array,
+    size: int,
     oracle: Oracle,
     readout: int,
     measurement: Measurement,
 ):
-    """Chosen configurations from the final circuits.
+    """The finite-shot readout of the final circuits.
 
-    Exact: the ``readout`` most probable configurations (noise: of the trajectory
-    mean) are looked up and the best kept.  Shots: ``shots`` bitstrings are measured;
-    the ``readout`` most frequent ones (only ones actually observed) are evaluated by
+    ``m.shots`` bitstrings are measured per group; the most frequent is ``top1``,
+    and the ``readout`` most frequent (only ones actually observed) are evaluated by
     the oracle and the best kept.
 
-    Returns:
-        ``(index (G,), top1 (G,), probs (G, S), lookups (G,), shots (G,))``; ``probs``
-        are the empirical frequencies in shot mode.
-    """
-    m = measurement
-    prob_key, shot_key = jax.random.split(key)
-    if m.shots is None:
-        probs = _mean_probs(prob_key, probs_fn, params, m)
-        top1 = jnp.argmax(probs, axis=-1).astype(jnp.int32)
-        candidates = jax.lax.top_k(probs, readout)[1].astype(jnp.int32)
-        costs = jnp.take_along_axis(landscapes, candidates, axis=-1)
-        shots = jnp.zeros(probs.shape[0], jnp.int32)
-    else:
-        configs = _noisy_sample(shot_key, probs_fn, params, m, m.shots)
-        num_groups, size = configs.shape[0], landscapes.shape[-1]
-        counts = jax.vmap(lambda c: jnp.zeros(size, jnp.int32).at[c].add(1))(configs)
-        probs = counts.astype(jnp.float32) / m.shots
-        top1 = jnp.argmax(counts, axis=-1).astype(jnp.int32)
-        seen, candidates = jax.lax.top_k(counts, readout)
-        candidates = jnp.where(seen > 0, candidates, top1[:, None]).astype(jnp.int32)
-        costs = oracle(candidates)
-        shots = jnp.full((num_groups,), m.shots, jnp.int32)
-    pick = jnp.argmin(costs, axis=-1)
-    index = jnp.take_along_axis(candidates, pick[:, None], axis=-1)[:, 0]
-    lookups = jnp.full((index.shape[0],), readout, jnp.int32)
-    return index, top1, probs, lookups, shots
-
-
-def solve_measured(
-    run_key: jax.Array,
-    read_key: jax.Array,
-    params,
-    probs_fn: Callable,
-    *,
-    landscapes: jax.Array,
-    normed: jax.Array,
-    oracle: Oracle | None,
-    steps: int,
-    optimizer: optax.GradientTransformation,
-    readout: int,
-    measurement: Measurement,
-    entropy: Callable,
-) -> SolveResult:
-    """A variational solver's whole measured solve: :func:`optimise` (if
-    ``steps > 0``), :func:`read_out`, and the accounting of shots and costs.
-
     Args:
-        run_key, read_key: keys of the optimisation and of the readout.
-        params: initial circuit parameters (``None`` for a circuit without any).
-        probs_fn: as for :func:`optimise`.
-        landscapes: ``(G, S)`` raw costs (readout; default oracle).
-        normed: ``(G, S)`` normalised costs (exact-mode training).
-        oracle: cost oracle, ``None`` for look-ups in ``landscapes``.
-        steps, optimizer: the optimisation.
-        readout: configurations evaluated at readout.
-        measurement: exact or shots, noise.
-        entropy: ``params -> (G,)`` half-cut entropy of the final noiseless states.
+        key: PRNG key of the shots (and noise trajectories).
+        params, probs_fn: the circuits.
+        size: ``S``, configurations per group.
+        oracle: the cost oracle.
+        readout: configurations evaluated per group.
+        measurement: its ``shots`` (not ``None``) and noise.
+
+    Returns:
+        ``(index (G,), top1 (G,), frequencies (G, S), shots (G,))``.
     """
     m = measurement
-    oracle = lookup_oracle(landscapes) if oracle is None else oracle
-    if steps:
-        params = optimise(
-            run_key,
-            params,
-            probs_fn,
-            landscapes=normed,
-            oracle=oracle,
-            steps=steps,
-            optimizer=optimizer,
-            measurement=m,
-        )
-    index, top1, probs, lookups, shots = read_out(
-        read_key,
-        params,
-        probs_fn,
-        landscapes=landscapes,
-        oracle=oracle,
-        readout=readout,
-        measurement=m,
-    )
-    if m.shots is None:
-        shots = None
-    else:  # every training shot's cost was evaluated by the oracle
-        lookups = lookups + steps * m.shots
-        shots = shots + steps * m.shots
-    return SolveResult(
-        index, top1, probs, lookups, shots=shots, entropy=entropy(params)
-    )
+    configs = sample_noisy(key, probs_fn, params, m, m.shots)
+    counts = jax.vmap(lambda c: jnp.zeros(size, jnp.int32).at[c].add(1))(configs)
+    freqs = counts.astype(jnp.float32) / m.shots
+    top1 = jnp.argmax(counts, axis=-1).astype(jnp.int32)
+    seen, candidates = jax.lax.top_k(counts, readout)
+    candidates = jnp.where(seen > 0, candidates, top1[:, None]).astype(jnp.int32)
+    pick = jnp.argmin(oracle(candidates), axis=-1)
+    index = jnp.take_along_axis(candidates, pick[:, None], axis=-1)[:, 0]
+    shots = jnp.full((configs.shape[0],), m.shots, jnp.int32)
+    return index, top1, freqs, shots

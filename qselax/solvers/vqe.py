@@ -6,7 +6,8 @@ Each group gets its own K-qubit circuit |ψ(θ)> (:func:`qselax.circuits.hea_pro
 ``E(θ) = Σ_s p_θ(s) C̃_g(s)``, ``C̃_g`` the landscape shifted and scaled to zero mean
 and unit spread (the same ground state; see
 :func:`qselax.solvers.base.normalize_landscapes`).  All G circuits are optimised
-together: ``jax.vmap`` over groups of an ``optax`` loop in ``lax.scan``.
+together: ``jax.vmap`` over groups of an ``optax`` loop in ``lax.scan``
+(:func:`qselax.solvers.variational.variational_solver`).
 
 Readout: the ``readout`` most probable bitstrings (``"top"``) or ``readout`` samples
 from the Born distribution (``"sample"``) are looked up in the landscape and the best
@@ -23,28 +24,37 @@ reported (``SolveResult.entropy``).
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from qselax import circuits
-from qselax.entanglement import half_cut_entropy
+from qselax.bits import check_k
 from qselax.solvers import measure
 from qselax.solvers.base import (
     Solver,
-    SolveResult,
-    best_of,
-    normalize_landscapes,
-    with_costs,
+    check_count,
+    check_float,
+    check_readout,
+    solver_factory,
+)
+from qselax.solvers.variational import (
+    Readout,
+    Tuner,
+    VariationalCircuit,
+    variational_solver,
 )
 
-READOUTS = ("top", "sample")
+__all__ = ["vqe"]
 
 
-def max_readout(k: int) -> int:
-    """Largest allowed readout for K qubits: ``max(1, 2^K // 16)``."""
-    return max(1, 2**k // 16)
+def _split_key(key: jax.Array, exact: bool):
+    init_key, read_key = jax.random.split(key)
+    if exact:
+        return init_key, None, read_key
+    init_key, run_key = jax.random.split(init_key)
+    return init_key, run_key, read_key
 
 
+@solver_factory("vqe")
 def vqe(
     k: int,
     *,
@@ -60,10 +70,10 @@ def vqe(
     noise: float = 0.0,
     trajectories: int = 8,
 ) -> Solver:
-    """Builds the VQE solver.
+    """Builds the VQE solver (without ``k``: its :class:`SolverSpec`).
 
     Args:
-        k: qubits per group.
+        k: qubits per group, in ``[1, 20]``.
         layers: ansatz depth (entangler + rotation layers).
         steps: Adam steps per sweep.
         learning_rate: Adam learning rate.
@@ -80,95 +90,42 @@ def vqe(
 
     Raises:
         ValueError: a setting out of range (named in the message).
+
+    Example:
+        >>> solver = vqe(4, layers=2, steps=20)
+        >>> solver.resources["parameters"], solver.resources["readout"]
+        (16, 1)
     """
-    cap = max_readout(k)
-    readout = cap if readout is None else int(readout)
-    if not 1 <= readout <= cap:
-        raise ValueError(
-            f"readout must lie in [1, 2^K/16 = {cap}] for K={k}, got {readout}: a "
-            "larger readout turns into exhaustive search"
-        )
-    if readout_mode not in READOUTS:
-        raise ValueError(
-            f"readout_mode must be one of {READOUTS}, got {readout_mode!r}"
-        )
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if learning_rate <= 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+    k = check_k(k, high=circuits.MAX_QUBITS)
+    layers = check_count("layers", layers, low=0)
+    steps = check_count("steps", steps)
+    learning_rate = check_float("learning_rate", learning_rate)
+    readout = check_readout(k, readout)
     m = measure.make_measurement(shots, noise, trajectories)
     ansatz = circuits.Ansatz(k, layers, tuple(rotations), entangler)
-    resources = dict(circuits.hea_resources(ansatz))
-    resources.update(optimizer_steps=steps, readout=readout, **m.resources(steps))
-    opt = optax.adam(learning_rate)
+    resources = circuits.hea_resources(ansatz)  # checks the ansatz
 
-    def init(key: jax.Array) -> jax.Array:
-        return circuits.init_hea_params(key, ansatz, init_scale)
+    def init(key: jax.Array, num_groups: int) -> jax.Array:
+        keys = jax.random.split(key, num_groups)
+        return jax.vmap(lambda kk: circuits.init_hea_params(kk, ansatz, init_scale))(
+            keys
+        )
 
-    def tune(key: jax.Array, landscape: jax.Array):
-        params = init(key)
+    def probs(params, landscape, noise_key=None, noise_rate=0.0):
+        del landscape  # the ansatz does not see H_C; only the loss does
+        return circuits.hea_probs(
+            params, ansatz, noise_key=noise_key, noise_rate=noise_rate
+        )
 
-        def energy(p):
-            return jnp.sum(circuits.hea_probs(p, ansatz) * landscape)
+    def state(params, landscape):
+        del landscape
+        return circuits.hea_state(params, ansatz)
 
-        def step(carry, _):
-            p, state = carry
-            value, grad = jax.value_and_grad(energy)(p)
-            updates, state = opt.update(grad, state, p)
-            return (optax.apply_updates(p, updates), state), value
-
-        (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), length=steps)
-        return params
-
-    def probs_fn(params: jax.Array, noise_key: jax.Array | None) -> jax.Array:
-        if noise_key is None:
-            return jax.vmap(lambda p: circuits.hea_probs(p, ansatz))(params)
-        keys = jax.random.split(noise_key, params.shape[0])
-        return jax.vmap(
-            lambda p, nk: circuits.hea_probs(
-                p, ansatz, noise_key=nk, noise_rate=m.noise
-            )
-        )(params, keys)
-
-    def entropy(params: jax.Array) -> jax.Array:
-        states = jax.vmap(lambda p: circuits.hea_state(p, ansatz))(params)
-        return jax.vmap(lambda st: half_cut_entropy(st, k))(states)
-
-    def solve(
-        key: jax.Array, landscapes: jax.Array, current: jax.Array, oracle=None
-    ) -> SolveResult:
-        del current
-        num_groups = landscapes.shape[0]
-        init_key, read_key = jax.random.split(key)
-        normed = normalize_landscapes(landscapes)
-        if not m.exact:
-            init_key, run_key = jax.random.split(init_key)
-            return measure.solve_measured(
-                run_key,
-                read_key,
-                jax.vmap(init)(jax.random.split(init_key, num_groups)),
-                probs_fn,
-                landscapes=landscapes,
-                normed=normed,
-                oracle=oracle,
-                steps=steps,
-                optimizer=opt,
-                readout=readout,
-                measurement=m,
-                entropy=entropy,
-            )
-        params = jax.vmap(tune)(jax.random.split(init_key, num_groups), normed)
-        probs = probs_fn(params, None)
-        top1 = jnp.argmax(probs, axis=-1).astype(jnp.int32)
-        if readout_mode == "top":
-            candidates = jax.lax.top_k(probs, readout)[1]
-        else:
-            logits = jnp.log(jnp.maximum(probs, 1e-30))
-            candidates = jax.random.categorical(
-                read_key, logits[:, None, :], axis=-1, shape=(num_groups, readout)
-            )
-        index = best_of(landscapes, candidates.astype(jnp.int32)).astype(jnp.int32)
-        lookups = jnp.full((num_groups,), readout, jnp.int32)
-        return SolveResult(index, top1, probs, lookups, entropy=entropy(params))
-
-    return Solver("vqe", with_costs(solve), resources)
+    return variational_solver(
+        "vqe",
+        VariationalCircuit(probs, state, init, _split_key),
+        tuner=Tuner(optax.adam(learning_rate), steps),
+        readout=Readout(readout, readout_mode),
+        measurement=m,
+        resources=resources,
+    )

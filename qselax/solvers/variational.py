@@ -1,0 +1,308 @@
+"""Variational solvers as compositions: a circuit, the optax loop, a readout.
+
+``vqe``, ``qaoa`` and ``anneal`` differ only in their circuit.  Each describes it as
+a :class:`VariationalCircuit` (per-group Born probabilities and state, initial
+parameters, how it uses the solve key) and hands it to :func:`variational_solver`
+with the shared pieces, the way optax builds ``adam`` as ``chain(scale_by_adam(...),
+scale_by_learning_rate(...))``:
+
+* :class:`Tuner` and :func:`tune`: the one optax loop (``lax.scan`` of gradient and
+  update) that minimises the expected normalised cost ``E(θ) = Σ_s p_θ(s) C̃(s)``;
+* :class:`Readout` and :func:`read_top`: the most probable (or Born-sampled)
+  configurations are looked up and the best kept; the most probable is ``top1``;
+* a :class:`~qselax.solvers.measure.Measurement`: exact expectations, or finite
+  shots and noise trajectories (:mod:`qselax.solvers.measure`).
+
+Exact and noiseless, each group's parameters are tuned on its own landscape
+(``jax.vmap`` over groups of the loop), or, for a ``shared`` circuit, one parameter
+set on the groups' mean energy.  Measured, all groups are tuned together from the
+step gradient of :func:`qselax.solvers.measure.gradient_fn`.
+
+Shapes: ``G`` groups, ``S = 2^K`` configurations, ``R`` readout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from qselax.entanglement import half_cut_entropy
+from qselax.solvers import measure
+from qselax.solvers.base import (
+    Solver,
+    SolveResult,
+    best_of,
+    check_choice,
+    normalize_landscapes,
+    with_costs,
+)
+
+__all__ = [
+    "READOUTS",
+    "Readout",
+    "Tuner",
+    "VariationalCircuit",
+    "read_top",
+    "tune",
+    "variational_solver",
+]
+
+READOUTS = ("top", "sample")
+
+
+class Tuner(NamedTuple):
+    """The optax loop's settings.
+
+    Attributes:
+        optimizer: an optax transformation (the solvers use ``optax.adam``).
+        steps: optimiser steps per solve; 0 keeps the initial parameters.
+    """
+
+    optimizer: optax.GradientTransformation
+    steps: int
+
+
+class Readout(NamedTuple):
+    """How final circuits become chosen configurations.
+
+    Attributes:
+        size: configurations looked up per group (``R``), at most ``2^K / 16``
+            (:func:`qselax.solvers.base.check_readout`).
+        mode: ``"top"`` (the ``R`` most probable) or ``"sample"`` (``R`` Born
+            samples; exact mode only: the shot mode reads out its measured shots).
+    """
+
+    size: int
+    mode: str = "top"
+
+
+class VariationalCircuit(NamedTuple):
+    """What makes a variational solver: its circuit and parameters.
+
+    Attributes:
+        probs: ``(params, landscape (S,), noise_key=None, noise_rate=0.0) -> (S,)``
+            Born probabilities of one group's circuit (one noise trajectory for a
+            key); ``landscape`` is the group's normalised costs.
+        state: ``(params, landscape (S,)) -> (S,)`` one group's noiseless state,
+            for the entanglement entropy.
+        init: ``(key | None, G) -> params``: initial parameters with a leading
+            ``G`` axis (no such axis if ``shared``), or ``None`` for a circuit
+            without parameters.
+        split_key: ``(key, exact) -> (init_key, run_key, read_key)``: how one
+            solve's key is split between initialisation, the loop's shots and
+            trajectories, and the readout (``None`` where unused).  Each solver
+            keeps its own layout so that its results stay the same across
+            releases.
+        shared: one parameter set for all groups, tuned on their mean energy.
+    """
+
+    probs: Callable
+    state: Callable
+    init: Callable
+    split_key: Callable
+    shared: bool = False
+
+
+def tune(
+    params,
+    grad_fn: Callable,
+    optimizer: optax.GradientTransformation,
+    steps: int,
+    key: jax.Array | None = None,
+):
+    """The optax loop: ``steps`` updates of ``params`` along ``grad_fn``, in a scan.
+
+    Args:
+        params: initial parameters (any pytree).
+        grad_fn: ``(params, step_key | None) -> gradient`` (same structure).
+        optimizer: an optax transformation.
+        steps: number of updates.
+        key: split into one key per step (shots, noise trajectories); ``None``
+            passes ``None`` to every step.
+
+    Returns:
+        The parameters after the last update.
+
+    Example:
+        >>> grad_fn = jax.grad(lambda p, _: jnp.sum(p**2))
+        >>> p = tune(jnp.ones(2), grad_fn, optax.sgd(0.25), steps=3)
+        >>> p.tolist()
+        [0.125, 0.125]
+    """
+
+    def step(carry, step_key):
+        p, state = carry
+        updates, state = optimizer.update(grad_fn(p, step_key), state, p)
+        return (optax.apply_updates(p, updates), state), None
+
+    keys = None if key is None else jax.random.split(key, steps)
+    (params, _), _ = jax.lax.scan(
+        step, (params, optimizer.init(params)), keys, length=steps
+    )
+    return params
+
+
+def read_top(
+    key: jax.Array | None,
+    probs: jax.Array,
+    landscapes: jax.Array,
+    readout: Readout,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The exact readout: candidates from ``(G, S)`` probabilities, best kept.
+
+    Args:
+        key: PRNG key of ``"sample"`` readouts (unused for ``"top"``).
+        probs: ``(G, S)`` Born probabilities.
+        landscapes: ``(G, S)`` raw costs the candidates are looked up in.
+        readout: how many candidates and how they are picked.
+
+    Returns:
+        ``(index, top1, lookups)``, each ``(G,)`` int32: the best candidate, the
+        most probable configuration and the look-ups made (``R``).
+
+    Example:
+        >>> probs = jnp.array([[0.1, 0.5, 0.4, 0.0]])
+        >>> land = jnp.array([[0.0, 3.0, 1.0, -1.0]])
+        >>> [a.tolist() for a in read_top(None, probs, land, Readout(2))]
+        [[2], [1], [2]]
+    """
+    num_groups = probs.shape[0]
+    top1 = jnp.argmax(probs, axis=-1).astype(jnp.int32)
+    if readout.mode == "top":
+        candidates = jax.lax.top_k(probs, readout.size)[1]
+    else:
+        logits = jnp.log(jnp.maximum(probs, 1e-30))
+        candidates = jax.random.categorical(
+            key, logits[:, None, :], axis=-1, shape=(num_groups, readout.size)
+        )
+    index = best_of(landscapes, candidates.astype(jnp.int32)).astype(jnp.int32)
+    lookups = jnp.full((num_groups,), readout.size, jnp.int32)
+    return index, top1, lookups
+
+
+def variational_solver(
+    name: str,
+    circuit: VariationalCircuit,
+    *,
+    tuner: Tuner,
+    readout: Readout,
+    measurement: measure.Measurement,
+    resources: dict,
+) -> Solver:
+    """Composes a variational solver from its circuit and the shared pieces.
+
+    Args:
+        name: the solver's registry name.
+        circuit: the circuit, its parameters and key layout.
+        tuner: the optax loop (no loop for ``steps == 0`` or ``init -> None``).
+        readout: the exact readout (the shot mode reads ``readout.size`` of its
+            most frequent measured configurations).
+        measurement: exact, or shots and noise.
+        resources: the circuit's static counts (qubits, depth, gates, parameters);
+            the loop's, readout's and measurement's entries are appended.
+
+    Returns:
+        A :class:`~qselax.solvers.base.Solver` whose ``solve`` maps ``(key,
+        landscapes (G, S), current (G,), oracle=None)`` to a ``SolveResult`` with
+        probabilities and entropies (and shots in the shot mode).
+    """
+    check_choice("readout_mode", readout.mode, READOUTS)
+    m = measurement
+    axis = None if circuit.shared else 0
+    resources = {
+        **resources,
+        "optimizer_steps": tuner.steps,
+        "readout": readout.size,
+        **m.resources(tuner.steps),
+    }
+
+    def batched_probs(params, normed, noise_key=None) -> jax.Array:
+        """``(G, S)`` probabilities of all groups (one trajectory each for a key)."""
+        if noise_key is None:
+            return jax.vmap(circuit.probs, in_axes=(axis, 0))(params, normed)
+        keys = jax.random.split(noise_key, normed.shape[0])
+        return jax.vmap(
+            lambda p, land, nk: circuit.probs(p, land, nk, m.noise),
+            in_axes=(axis, 0, 0),
+        )(params, normed, keys)
+
+    def entropy(params, normed) -> jax.Array:
+        k = normed.shape[-1].bit_length() - 1
+        return jax.vmap(
+            lambda p, land: half_cut_entropy(circuit.state(p, land), k),
+            in_axes=(axis, 0),
+        )(params, normed)
+
+    def tune_exact(params, normed):
+        """Exact, noiseless: per group on its landscape, or shared on the mean."""
+        if circuit.shared:
+
+            def mean_energy(p):
+                probs = jax.vmap(circuit.probs, in_axes=(None, 0))(p, normed)
+                return jnp.mean(jnp.sum(probs * normed, axis=-1))
+
+            grad = jax.grad(mean_energy)
+            return tune(params, lambda p, _: grad(p), tuner.optimizer, tuner.steps)
+
+        def one(p, land):
+            grad = jax.grad(lambda q: jnp.sum(circuit.probs(q, land) * land))
+            return tune(p, lambda q, _: grad(q), tuner.optimizer, tuner.steps)
+
+        return jax.vmap(one)(params, normed)
+
+    def solve(
+        key: jax.Array, landscapes: jax.Array, current: jax.Array, oracle=None
+    ) -> SolveResult:
+        del current
+        normed = normalize_landscapes(landscapes)
+        init_key, run_key, read_key = circuit.split_key(key, m.exact)
+        params = circuit.init(init_key, landscapes.shape[0])
+        trained = tuner.steps > 0 and params is not None
+        if m.exact:
+            if trained:
+                params = tune_exact(params, normed)
+            probs = batched_probs(params, normed)
+            index, top1, lookups = read_top(read_key, probs, landscapes, readout)
+            return SolveResult(
+                index, top1, probs, lookups, entropy=entropy(params, normed)
+            )
+        oracle = measure.lookup_oracle(landscapes) if oracle is None else oracle
+
+        def probs_fn(p, noise_key):
+            return batched_probs(p, normed, noise_key)
+
+        if trained:
+            grad_fn = measure.gradient_fn(
+                probs_fn, landscapes=normed, oracle=oracle, measurement=m
+            )
+            params = tune(params, grad_fn, tuner.optimizer, tuner.steps, run_key)
+        prob_key, shot_key = jax.random.split(read_key)
+        if m.shots is None:  # exact expectations of the noisy circuit
+            probs = measure.mean_probs(prob_key, probs_fn, params, m)
+            index, top1, lookups = read_top(
+                None, probs, landscapes, readout._replace(mode="top")
+            )
+            shots = None
+        else:
+            index, top1, probs, shots = measure.read_shots(
+                shot_key,
+                params,
+                probs_fn,
+                size=landscapes.shape[-1],
+                oracle=oracle,
+                readout=readout.size,
+                measurement=m,
+            )
+            # Every training shot's cost was evaluated by the oracle too.
+            spent = tuner.steps * m.shots
+            lookups = jnp.full(index.shape, readout.size, jnp.int32) + spent
+            shots = shots + spent
+        return SolveResult(
+            index, top1, probs, lookups, shots=shots, entropy=entropy(params, normed)
+        )
+
+    return Solver(name, with_costs(solve), resources)

@@ -1,0 +1,112 @@
+"""Every ``experiments/<name>/main.py``: its ``--smoke`` run and its ``--table``.
+
+Each runs in a subprocess, as a user would run it from the repository root.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p.parent.name for p in ROOT.glob("experiments/*/main.py"))
+# Smoke runs: every experiment's --smoke, and the extra smoke parts too slow for the
+# quick step (a whole selection compiles for several seconds).
+SMOKES = [pytest.param(name, (), id=name) for name in EXPERIMENTS] + [
+    pytest.param(
+        "solver_table",
+        ("--part", "shots"),
+        id="solver_table-shots",
+        marks=pytest.mark.slow,
+    )
+]
+TIMEOUT_S = 600
+
+
+def _run(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, f"experiments/{name}/main.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+
+
+def _failure(proc: subprocess.CompletedProcess) -> str:
+    return f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+
+
+def _results(name: str) -> dict[str, int]:
+    """The committed raw results of an experiment: file name -> size."""
+    folder = ROOT / "experiments" / name / "results"
+    return {p.name: p.stat().st_size for p in folder.glob("*.jsonl")}
+
+
+def _markdown_tables(text: str) -> list[str]:
+    """The Markdown tables of ``text``, emphasis removed."""
+    tables, rows = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            rows.append(line.replace("**", "").rstrip())
+        elif rows:
+            tables.append("\n".join(rows))
+            rows = []
+    return tables
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """``smoke(name, args)``: runs ``--smoke --out DIR *args`` once; process, DIR."""
+    done = {}
+
+    def run(name: str, args: tuple[str, ...] = ()):
+        if (name, args) not in done:
+            out = tmp_path_factory.mktemp(name)
+            before = _results(name)
+            proc = _run(name, "--smoke", "--out", str(out), *args)
+            assert _results(name) == before, f"{name} --smoke changed results/"
+            done[name, args] = proc, out
+        return done[name, args]
+
+    return run
+
+
+@pytest.mark.parametrize("name, args", SMOKES)
+def test_smoke(name, args, smoke):
+    proc, out = smoke(name, args)
+    assert proc.returncode == 0, _failure(proc)
+    records = [
+        json.loads(line)
+        for path in sorted(out.glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    assert records, f"{name} --smoke wrote no JSONL record to {out}"
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_table(name, smoke):
+    """``--table`` prints Markdown: every README table, from the committed results.
+
+    An experiment without committed results tabulates its smoke run's records.
+    """
+    committed = bool(_results(name))
+    args = ["--table"]
+    if not committed:
+        smoke_proc, out = smoke(name)
+        assert smoke_proc.returncode == 0, _failure(smoke_proc)
+        args += ["--out", str(out)]
+    proc = _run(name, *args)
+    assert proc.returncode == 0, _failure(proc)
+    printed = _markdown_tables(proc.stdout)
+    assert printed, f"{name} --table printed no Markdown table"
+    if committed:
+        readme = (ROOT / "experiments" / name / "README.md").read_text()
+        output = "\n".join(printed)
+        missing = [t for t in _markdown_tables(readme) if t not in output]
+        assert not missing, "README tables --table does not print:\n" + "\n\n".join(
+            missing
+        )
