@@ -6,25 +6,26 @@ tabulate every output's Gruau damping fitness for all 2^(K+1) settings of its bi
 exhaustive optimum, NK dynamic programming for the shared mask) and with every
 quantum solver in the independent and shared modes, and score the all-output,
 top-20 % and best-single-output committees on the 625-start generalisation test.
-One JSON line per (K, seed, solver, mode).
+One JSON line per (K, seed, solver, mode) is appended to ``<out>/<name>.jsonl``
+(default ``experiments/nk_esn/results/results.jsonl``).
 
-    python experiments/nk_esn/main.py --preset gain --out experiments/nk_esn/gain.jsonl
-    python experiments/nk_esn/main.py --table experiments/nk_esn/gain.jsonl
+    python experiments/nk_esn/main.py --preset gain --name gain
+    python experiments/nk_esn/main.py --table
+    python experiments/nk_esn/main.py --smoke
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
+import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
-import jax
 import numpy as np
 
-from qselax import esn as E
-from qselax import pole
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,24 +40,51 @@ class Config:
     preset: str = "gain"
     connectivity: str = "adjacent"
     substeps: int = 2
+    max_steps: int = 1000
 
 
-def run(cfg: Config, out) -> None:
+# --smoke: K = 2, one seed, 6 outputs, anneal only, one sweep, 50-step episodes.
+SMOKE = Config(ks=(2,), seeds=(0,), n=6, solvers=("anneal",), sweeps=1, max_steps=50)
+
+
+# ---------------------------------------------------------------------------
+# The call into qselax
+
+
+def nk_esn(cfg: Config, k: int, seed: int):
+    """One NK-ESN run: the network, the landscapes, every solver and mode.
+
+    Returns the result, its wall seconds and the episodes' ``max_steps``.
+    """
+    import jax
+
+    from qselax import esn as E
+    from qselax import nk_selection, pole
+
+    if cfg.preset not in E.PRESETS:
+        raise SystemExit(f"--preset must be one of {tuple(E.PRESETS)}")
+    config = nk_selection.NKESNConfig(
+        esn=E.ESNConfig(
+            n=cfg.n, k=k, connectivity=cfg.connectivity, **E.PRESETS[cfg.preset]
+        ),
+        pole=pole.PoleConfig(substeps=cfg.substeps, max_steps=cfg.max_steps),
+        solvers=cfg.solvers,
+        sweeps=cfg.sweeps,
+    )
+    start = time.perf_counter()
+    res = nk_selection.nk_esn(jax.random.key(seed), config)
+    return res, time.perf_counter() - start, config.pole.max_steps
+
+
+# ---------------------------------------------------------------------------
+
+
+def run(cfg: Config, path: Path) -> None:
     for k in cfg.ks:
         for seed in cfg.seeds:
-            config = E.NKESNConfig(
-                esn=E.ESNConfig(
-                    n=cfg.n, k=k, connectivity=cfg.connectivity, **E.PRESETS[cfg.preset]
-                ),
-                pole=pole.PoleConfig(substeps=cfg.substeps),
-                solvers=cfg.solvers,
-                sweeps=cfg.sweeps,
-            )
-            start = time.perf_counter()
-            res = E.nk_esn(jax.random.key(seed), config)
-            wall = time.perf_counter() - start
+            res, wall, max_steps = nk_esn(cfg, k, seed)
             steps = np.asarray(res.landscapes.steps)
-            common = {
+            common_fields = {
                 "preset": cfg.preset,
                 "connectivity": cfg.connectivity,
                 "n": cfg.n,
@@ -67,15 +95,12 @@ def run(cfg: Config, out) -> None:
                 "wall_s": wall,
                 "nk_optimum": res.optimum,
                 # outputs with a setting that balances the training start throughout
-                "balancing_outputs": int(
-                    np.sum(steps.max(axis=1) >= config.pole.max_steps)
-                ),
-                "max_steps": config.pole.max_steps,
+                "balancing_outputs": int(np.sum(steps.max(axis=1) >= max_steps)),
+                "max_steps": max_steps,
             }
-            for row in res.rows:
-                line = {**common, **row}
-                out.write(json.dumps(line) + "\n")
-                out.flush()
+            common.write_jsonl(
+                path, [{**common_fields, **row} for row in res.rows], append=True
+            )
             best = max(r["generalisation"]["top"] for r in res.rows)
             print(
                 f"K={k} seed={seed}: {res.episodes} episodes in "
@@ -84,46 +109,80 @@ def run(cfg: Config, out) -> None:
             )
 
 
+# ---------------------------------------------------------------------------
+# Tables
+
+
 def _ms(values, fmt="{:.0f}") -> str:
-    v = np.asarray(values, np.float64)
-    return f"{fmt.format(v.mean())} ± {fmt.format(v.std())}"
+    return common.mean_std(values, fmt)
 
 
-def table(path: str) -> str:
-    """Mean ± std over seeds of every (K, solver, mode) row."""
-    rows = [json.loads(line) for line in open(path) if line.strip()]
+def _groups(rows: list[dict]) -> dict:
     groups = defaultdict(list)
     for r in rows:
         groups[(r["k"], r["solver"], r["mode"])].append(r)
+    return dict(sorted(groups.items(), key=lambda x: x[0][0]))
+
+
+def _to_optimum(rs: list[dict]) -> str:
+    to_opt = [
+        r["calls_to_optimum"] / r["episodes"]
+        for r in rs
+        if r.get("calls_to_optimum") is not None
+    ]
+    return f"{np.mean(to_opt):.3f}" if to_opt else "–"
+
+
+def _scores(rs: list[dict]) -> list[str]:
+    return [_ms([r["generalisation"][c] for r in rs]) for c in ("all", "top", "best")]
+
+
+def table(rows: list[dict]) -> str:
+    """Mean ± std over seeds of every (K, solver, mode) row."""
     head = (
         "| K | solver | mode | seeds | all | top 20 % | best single | "
         "optimum rate | sum f_i / DP | look-ups | oracle calls / N 2^(K+1) | "
         "calls to optimum / N 2^(K+1) |"
     )
     lines = [head, "|" + "---|" * 12]
-    for (k, solver, mode), rs in sorted(groups.items(), key=lambda x: x[0][0]):
+    for (k, solver, mode), rs in _groups(rows).items():
         ratio = [
             r["total_fitness"] / r["nk_optimum"] if r["nk_optimum"] else np.nan
             for r in rs
         ]
         calls = [r["oracle_calls"] / r["episodes"] for r in rs]
-        to_opt = [
-            r["calls_to_optimum"] / r["episodes"]
-            for r in rs
-            if r.get("calls_to_optimum") is not None
-        ]
-        to_opt = f"{np.mean(to_opt):.3f}" if to_opt else "–"
         lines.append(
             f"| {k} | {solver} | {mode} | {len(rs)} | "
-            f"{_ms([r['generalisation']['all'] for r in rs])} | "
-            f"{_ms([r['generalisation']['top'] for r in rs])} | "
-            f"{_ms([r['generalisation']['best'] for r in rs])} | "
-            f"{_ms([r['optimum_rate'] for r in rs], '{:.3f}')} | "
+            + " | ".join(_scores(rs))
+            + f" | {_ms([r['optimum_rate'] for r in rs], '{:.3f}')} | "
             f"{_ms(ratio, '{:.3f}')} | {np.mean([r['lookups'] for r in rs]):.0f} | "
-            f"{np.mean(calls):.2f} | {to_opt} |"
+            f"{np.mean(calls):.2f} | {_to_optimum(rs)} |"
         )
+    return "\n".join(lines) + "\n\n" + footer(rows)
+
+
+def random_table(rows: list[dict]) -> str:
+    """Random wiring: no NK optimum, so no shared-mode optimum rate or DP ratio."""
+    body = []
+    for (_, solver, mode), rs in _groups(rows).items():
+        rates = np.asarray([r["optimum_rate"] for r in rs], np.float64)
+        if np.isnan(rates).any():
+            rate = "–"
+        elif rates.std() == 0:
+            rate = f"{rates.mean():.3f}"
+        else:
+            rate = _ms(rates, "{:.3f}")
+        calls = np.mean([r["oracle_calls"] / r["episodes"] for r in rs])
+        body.append([solver, mode, *_scores(rs), rate, f"{calls:.2f}", _to_optimum(rs)])
+    header = ["solver", "mode", "all", "top 20 %", "best single", "optimum rate"]
+    header += ["oracle calls / N 2^(K+1)", "calls to optimum / N 2^(K+1)"]
+    return common.markdown(header, body) + "\n\n" + footer(rows)
+
+
+def footer(rows: list[dict]) -> str:
+    """Tabulation time and balancing outputs per K."""
     seeds = {(r["k"], r["seed"]): r for r in rows}
-    lines.append("")
+    lines = []
     for k in sorted({k for k, _ in seeds}):
         rs = [r for (kk, _), r in seeds.items() if kk == k]
         lines.append(
@@ -135,21 +194,32 @@ def table(path: str) -> str:
     return "\n".join(lines)
 
 
+def tables(results: dict[str, list[dict]]) -> str:
+    """One table per results file (random wiring in its own format)."""
+    out = []
+    for name, rows in results.items():
+        random = rows[0]["connectivity"] == "random"
+        out.append(f"### {name}\n\n" + (random_table if random else table)(rows))
+    return "\n\n".join(out)
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--table", help="print the table of a results file and exit")
+    p = common.parser(__file__, __doc__)
+    p.add_argument("--name", default="results", help="results file <out>/<name>.jsonl")
     p.add_argument("--ks", type=int, nargs="+", default=[2, 5, 8])
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--solvers", nargs="+", default=["vqe", "qaoa", "anneal", "grover"])
     p.add_argument("--sweeps", type=int, default=4)
-    p.add_argument("--preset", choices=tuple(E.PRESETS), default="gain")
-    p.add_argument("--connectivity", choices=E.CONNECTIVITIES, default="adjacent")
+    p.add_argument("--preset", default="gain", help="qselax.esn.PRESETS: gain, ...")
+    p.add_argument(
+        "--connectivity", default="adjacent", help="adjacent or random probe wiring"
+    )
     p.add_argument("--substeps", type=int, default=2)
-    p.add_argument("--out", default="experiments/nk_esn/results.jsonl")
+    p.add_argument("--max-steps", type=int, default=1000, help="control steps")
     args = p.parse_args()
     if args.table:
-        print(table(args.table))
+        print(tables(common.read_results(common.table_dir(args, __file__))))
         return
     cfg = Config(
         ks=tuple(args.ks),
@@ -160,11 +230,16 @@ def main() -> None:
         preset=args.preset,
         connectivity=args.connectivity,
         substeps=args.substeps,
+        max_steps=args.max_steps,
     )
+    if args.smoke:
+        common.smoke_jax()
+        cfg = dataclasses.replace(SMOKE, preset=args.preset)
     print(cfg, flush=True)
-    with open(args.out, "a") as out:
-        run(cfg, out)
-    print(table(args.out))
+    path = common.out_dir(args, __file__) / f"{args.name}.jsonl"
+    run(cfg, path)
+    print(tables({args.name: common.read_jsonl(path)}))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

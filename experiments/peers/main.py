@@ -62,34 +62,43 @@ group: PennyLane runs one chunk of ``n`` groups sized to ``--peer-memory-mb``; A
 runs as many groups as fit in ``--cap-s`` seconds at its single-group speed.
 
 Absolute times depend on the machine and its load; the ratios peer/qselax come
-from one run. Usage (needs the ``bench`` extra, ``pip install -e ".[bench]"``)::
+from one run. One JSON line per record goes to ``<out>/peers.jsonl``: the run
+(``record: "run"``: arguments, versions, machine), every agreement check
+(``"agreement"``) and every timed row (``"timing"``). Usage (needs the ``bench``
+extra, ``pip install -e ".[bench]"``)::
 
-    python experiments/bench_peers.py [--quick] [--ks 8 12] [--groups 1 1024]
-        [--layers 3] [--repeats 5] [--min-s 0.2] [--cap-s 2] [--json out.json]
+    python experiments/peers/main.py [--quick] [--ks 8 12] [--groups 1 1024]
+        [--layers 3] [--repeats 5] [--min-s 0.2] [--cap-s 2] [--out DIR]
+    python experiments/peers/main.py --table
+    python experiments/peers/main.py --smoke
 
 The full run takes about 10-12 minutes on a loaded 2-core CPU, ``--quick`` about 2.
+``--smoke`` (K = 4, G = 1, one round) runs in seconds; it times qselax alone
+where a peer is not installed, and says so.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import importlib.metadata
-import json
 import os
 import platform
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qselax.circuits import Ansatz, hea_probs
-from qselax.solvers.qaoa import qaoa_probs
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: E402
 
+FILE = "peers.jsonl"
+SMOKE = dict(ks=[4], groups=[1], repeats=1, min_s=0.0, cap_s=0.5)
 CIRCUITS = ("hea", "qaoa")
 QUANTITIES = ("E", "E+grad")
 FRAMEWORKS = ("qselax", "pennylane", "aer")
@@ -117,10 +126,13 @@ def _make_problem(key: jax.Array, circuit: str, k: int, layers: int, groups: int
 
 
 # ---------------------------------------------------------------------------
-# qselax
+# qselax: its only calls into qselax
 
 
 def _qselax(circuit: str, k: int, layers: int, quantity: str) -> Evaluate:
+    from qselax.circuits import Ansatz, hea_probs
+    from qselax.solvers.qaoa import qaoa_probs
+
     if circuit == "hea":
         ansatz = Ansatz(k, layers)
 
@@ -430,10 +442,14 @@ def _fmt(x: float | None) -> str:
 
 
 class _Bench:
-    """The problems, the compiled evaluations and the results of one run."""
+    """The problems, the compiled evaluations and the results of one run.
 
-    def __init__(self, args):
-        self.args = args
+    ``frameworks``: qselax first, then the peers that are installed.
+    """
+
+    def __init__(self, args, frameworks: tuple[str, ...]):
+        self.args, self.frameworks = args, frameworks
+        self.peers = frameworks[1:]
         keys = jax.random.split(jax.random.key(args.seed), len(args.circuits))
         self.problems, self.aers = {}, {}
         for key, circuit in zip(keys, args.circuits, strict=True):
@@ -443,7 +459,8 @@ class _Bench:
                 self.problems[circuit, k] = _make_problem(
                     sub, circuit, k, args.layers, max(args.groups)
                 )
-                self.aers[circuit, k] = _Aer(circuit, k, args.layers)
+                if "aer" in frameworks:
+                    self.aers[circuit, k] = _Aer(circuit, k, args.layers)
         self.fns: dict[tuple, Evaluate] = {}
         self.compile_s: dict[tuple, float] = {}
 
@@ -482,17 +499,14 @@ class _Bench:
     def agreement(self) -> list[dict]:
         """Checks the peers against qselax on group 0 of every (circuit, K)."""
         rtol, table = self.args.rtol, []
-        print("\n## Agreement (group 0; worst error / max(max|C|, max|grad|))\n")
-        print("| circuit | K | peer | expectation | gradient |")
-        print("|---|---|---|---|---|")
         for circuit, k in self.problems:
             land = self.problems[circuit, k][1]
             out = {
                 (fw, q): self.first_call(fw, circuit, k, q, 1)
                 for q in QUANTITIES
-                for fw in FRAMEWORKS
+                for fw in self.frameworks
             }
-            for fw in FRAMEWORKS[1:]:
+            for fw in self.peers:
                 name = f"{fw} {circuit} K={k}"
                 err_e, err_g = _check(
                     name, out["qselax", "E+grad"], out[fw, "E+grad"], land, rtol
@@ -501,9 +515,7 @@ class _Bench:
                     err_e,
                     _check(name, out["qselax", "E"], out[fw, "E"], land, rtol)[0],
                 )
-                print(f"| {circuit} | {k} | {fw} | {err_e:.1e} | {err_g:.1e} |")
                 table.append(dict(circuit=circuit, k=k, peer=fw, e=err_e, g=err_g))
-        print(f"\nAll agree to rtol {rtol:.0e}.")
         return table
 
     def timed_groups(self, fw: str, circuit: str, k: int, quantity: str, g: int):
@@ -524,7 +536,7 @@ class _Bench:
         row = dict(circuit=circuit, k=k, groups=g, quantity=quantity)
         land = self.problems[circuit, k][1]
         calls, groups, ref = {}, {}, None
-        for fw in FRAMEWORKS:
+        for fw in self.frameworks:
             n = groups[fw] = self.timed_groups(fw, circuit, k, quantity, g)
             out = self.first_call(fw, circuit, k, quantity, n)
             if fw == "qselax":
@@ -536,10 +548,11 @@ class _Bench:
             f = self.evaluator(fw, circuit, k, quantity, n)
             x, c = self.inputs(fw, circuit, k, n)
             calls[fw] = lambda f=f, x=x, c=c: _block(f(x, c))
-        aer = self.aers[circuit, k]
-        aer.build_s = 0.0
+        aer = self.aers.get((circuit, k))
+        if aer is not None:
+            aer.build_s = 0.0
         medians, spent = _time_interleaved(calls, self.args.repeats, self.args.min_s)
-        for fw in FRAMEWORKS:
+        for fw in self.frameworks:
             t, n = medians[fw], groups[fw]
             row[fw] = dict(per_group=t / n, timed_groups=n)
             if fw == "aer":
@@ -548,61 +561,148 @@ class _Bench:
             else:
                 comp = self.compile_s[fw, circuit, k, quantity, n]
                 row[fw]["compile"] = max(0.0, comp - t)
-        for fw in FRAMEWORKS[1:]:
+        for fw in self.peers:
             row[fw]["ratio"] = row[fw]["per_group"] / row["qselax"]["per_group"]
-        times = ", ".join(f"{fw} {_fmt(row[fw]['per_group'])}" for fw in FRAMEWORKS)
+        times = ", ".join(
+            f"{fw} {_fmt(row[fw]['per_group'])}" for fw in self.frameworks
+        )
         print(f"# {circuit} K={k} G={g} {quantity}: {times}", flush=True)
         return row
 
 
-def _print_table(rows: list[dict], bench: _Bench) -> None:
-    print("\n## Seconds per group (median of repeats; [n] = timed on n groups)\n")
-    print(
-        "| circuit | K | G | quantity | qselax | PennyLane | Aer | PL/qselax "
-        "| Aer/qselax | compile qselax / PL (s) |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+def agreement_table(agreement: list[dict], rtol: float | None) -> str:
+    lines = [
+        "## Agreement (group 0; worst error / max(max|C|, max|grad|))",
+        "",
+        common.markdown(
+            ["circuit", "K", "peer", "expectation", "gradient"],
+            [
+                [a["circuit"], a["k"], a["peer"], f"{a['e']:.1e}", f"{a['g']:.1e}"]
+                for a in agreement
+            ],
+        ),
+    ]
+    if not agreement:
+        lines.append("\nNo peer installed: nothing to check against.")
+    elif rtol is not None:
+        lines.append(f"\nAll agree to rtol {rtol:.0e}.")
+    return "\n".join(lines)
+
+
+def timing_table(rows: list[dict], setup: dict | None = None) -> str:
+    """The Markdown table of seconds per group, and the summary lines.
+
+    A peer missing from a row (not installed) is shown as ``n/a``.
+    """
+    body = []
     for r in rows:
         cells = []
         for fw in FRAMEWORKS:
+            if fw not in r:
+                cells.append("n/a")
+                continue
             n = r[fw]["timed_groups"]
             tag = f" [{n}]" if n < r["groups"] else ""
             cells.append(_fmt(r[fw]["per_group"]) + tag)
-        ratios = f"{r['pennylane']['ratio']:.1f}x | {r['aer']['ratio']:.1f}x"
-        comp = f"{r['qselax']['compile']:.1f} / {r['pennylane']['compile']:.1f}"
-        print(
-            f"| {r['circuit']} | {r['k']} | {r['groups']} | {r['quantity']} | "
-            f"{' | '.join(cells)} | {ratios} | {comp} |"
+        ratios = [
+            f"{r[fw]['ratio']:.1f}x" if fw in r else "n/a" for fw in FRAMEWORKS[1:]
+        ]
+        pl = f"{r['pennylane']['compile']:.1f}" if "pennylane" in r else "n/a"
+        comp = f"{r['qselax']['compile']:.1f} / {pl}"
+        body.append(
+            [r["circuit"], r["k"], r["groups"], r["quantity"], *cells, *ratios, comp]
         )
+    lines = [
+        "## Seconds per group (median of repeats; [n] = timed on n groups)",
+        "",
+        common.markdown(
+            [
+                "circuit",
+                "K",
+                "G",
+                "quantity",
+                "qselax",
+                "PennyLane",
+                "Aer",
+                "PL/qselax",
+                "Aer/qselax",
+                "compile qselax / PL (s)",
+            ],
+            body,
+        ),
+        "",
+    ]
+    peers = [fw for fw in FRAMEWORKS[1:] if any(fw in r for r in rows)]
     slower = [
         f"{r['circuit']} K={r['k']} G={r['groups']} {r['quantity']} vs {fw}"
         for r in rows
-        for fw in FRAMEWORKS[1:]
-        if r[fw]["ratio"] < 1.0
+        for fw in peers
+        if fw in r and r[fw]["ratio"] < 1.0
     ]
-    if slower:
-        print("\nqselax is NOT faster on: " + "; ".join(slower))
+    if not peers:
+        lines.append("No peer installed: qselax timed alone.")
+    elif slower:
+        lines.append("qselax is NOT faster on: " + "; ".join(slower))
     else:
-        print("\nqselax is faster on every row.")
+        lines.append("qselax is faster on every row.")
     shares = [
         f"K={r['k']} G={r['groups']} {r['quantity']} {r['aer']['build_share']:.0%}"
         for r in rows
-        if r["circuit"] == "qaoa"
+        if r["circuit"] == "qaoa" and "aer" in r
     ]
     if shares:
-        print(
+        lines.append(
             "Aer QAOA, share of its time spent building circuits: " + ", ".join(shares)
         )
-    setup = [
-        f"K={k} {a.setup_s:.2f} s" for (c, k), a in bench.aers.items() if c == "hea"
-    ]
     if setup:
-        print("Aer HEA template build + transpile (once per K): " + ", ".join(setup))
+        lines.append(
+            "Aer HEA template build + transpile (once per K): "
+            + ", ".join(f"K={k} {s:.2f} s" for k, s in setup.items())
+        )
+    return "\n".join(lines)
+
+
+def tables(records: list[dict]) -> str:
+    """Every run's agreement and timing tables from the records of ``peers.jsonl``."""
+    runs: list[dict] = []
+    for r in records:
+        if r["record"] == "run":
+            runs.append({"run": r, "agreement": [], "timing": []})
+        else:
+            runs[-1][r["record"]].append(r)
+    out = []
+    for run in runs:
+        meta = run["run"]
+        out.append(
+            f"# peers {meta['date']}  machine: {meta['machine']}\n# "
+            + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+        )
+        out.append(agreement_table(run["agreement"], meta["args"]["rtol"]))
+        setup = {int(k): s for k, s in meta.get("aer_setup_s", {}).items()}
+        out.append(timing_table(run["timing"], setup))
+    return "\n\n".join(out)
+
+
+def _available(smoke: bool) -> tuple[str, ...]:
+    """qselax and the installed peers; a full run needs both peers."""
+    frameworks = ["qselax"]
+    for fw, modules in (("pennylane", ("pennylane",)), ("aer", ("qiskit_aer",))):
+        try:
+            for module in modules:
+                importlib.import_module(module)
+        except ImportError as err:
+            msg = f'{err}: install the peers with pip install -e ".[bench]"'
+            if not smoke:
+                raise SystemExit(msg) from None
+            print(f"# skipping {fw} ({msg})", flush=True)
+        else:
+            frameworks.append(fw)
+    return tuple(frameworks)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: K=6, G=1,16")
+    parser = common.parser(__file__, __doc__)
+    parser.add_argument("--quick", action="store_true", help="short run: K=6, G=1,16")
     parser.add_argument("--ks", type=int, nargs="+", default=[8, 12])
     parser.add_argument("--groups", type=int, nargs="+", default=[1, 1024])
     parser.add_argument("--circuits", nargs="+", default=list(CIRCUITS))
@@ -616,52 +716,68 @@ def main() -> None:
     parser.add_argument("--pl-batch", choices=("vmap", "broadcast"), default="vmap")
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
+    if args.table:
+        records = common.read_results(common.table_dir(args, __file__))
+        print(tables(records[Path(FILE).stem]))
+        return
     if args.quick:
         args.ks, args.groups, args.repeats = [6], [1, 16], 2
+    if args.smoke:
+        common.smoke_jax()
+        for name, value in SMOKE.items():
+            setattr(args, name, value)
     for c in args.circuits:
         if c not in CIRCUITS:
             parser.error(f"--circuits: unknown circuit {c!r}, expected {CIRCUITS}")
-    try:
-        import pennylane  # noqa: F401
-        import qiskit_aer  # noqa: F401
-    except ImportError as err:
-        msg = f'{err}: install the peers with pip install -e ".[bench]"'
-        raise SystemExit(msg) from None
+    frameworks = _available(args.smoke)
     # PennyLane's probs casts complex to real inside JAX; harmless, but noisy.
     warnings.filterwarnings("ignore", message=".*[Cc]omplex.*")
+    out = common.out_dir(args, __file__)
 
     versions = _versions()
     start = time.perf_counter()
-    print(f"# bench_peers  {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(
-        f"# machine: {_cpu_model()}, nproc={os.cpu_count()}, jax backend "
+    date = datetime.datetime.now().isoformat(timespec="seconds")
+    machine = (
+        f"{_cpu_model()}, nproc={os.cpu_count()}, jax backend "
         f"{jax.default_backend()}, load average {os.getloadavg()}"
     )
+    print(f"# peers  {date}")
+    print(f"# machine: {machine}")
     print("# " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(
         f"# layers={args.layers} repeats={args.repeats} pl_batch={args.pl_batch} "
         f"min_s={args.min_s} cap_s={args.cap_s} "
         f"peer_memory_mb={args.peer_memory_mb} seed={args.seed}"
     )
-    bench = _Bench(args)
+    bench = _Bench(args, frameworks)
     agreement = bench.agreement()  # 1. agree first (exits if not) ...
+    print("\n" + agreement_table(agreement, args.rtol))
     rows = [  # 2. ... then time
         bench.time_row(circuit, k, g, quantity)
         for circuit, k in bench.problems
         for g in args.groups
         for quantity in QUANTITIES
     ]
-    _print_table(rows, bench)
+    setup = {k: a.setup_s for (c, k), a in bench.aers.items() if c == "hea"}
+    print("\n" + timing_table(rows, setup))
     print(
         f"Total wall time {time.perf_counter() - start:.0f} s; load average now "
         f"{os.getloadavg()}."
     )
-    if args.json:
-        result = dict(args=vars(args), versions=versions, agreement=agreement)
-        with open(args.json, "w") as f:
-            json.dump(dict(result, rows=rows), f, indent=1)
+    run = dict(
+        record="run",
+        date=date,
+        machine=machine,
+        frameworks=list(frameworks),
+        args=vars(args),
+        versions=versions,
+        aer_setup_s=setup,
+    )
+    records = [run] + [dict(record="agreement", **a) for a in agreement]
+    records += [dict(record="timing", **r) for r in rows]
+    common.write_jsonl(out / FILE, records, append=True)
+    print(f"wrote {out / FILE}")
 
 
 if __name__ == "__main__":
