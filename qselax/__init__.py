@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 from qselax.bits import bit_index, bit_table, gather_bits, index_bits, scatter_bits
 from qselax.data import DATASETS, Dataset, load_dataset, read_idx
 from qselax.distill import COMPRESSIONS, Distillation, DistillConfig, distill
+from qselax.driver import Driver
 from qselax.esn import ESNConfig, make_esn
 from qselax.groups import (
     GROUPINGS,
@@ -40,7 +41,14 @@ from qselax.nk import nk_dp, nk_exhaustive, nk_value
 from qselax.nk_selection import NKESNConfig, NKESNResult, nk_esn
 from qselax.pole import PoleConfig
 from qselax.selection import SelectConfig, Selection, score, select
-from qselax.solvers import SOLVERS, Solver, SolveResult, make_solver
+from qselax.solvers import (
+    SOLVERS,
+    Solver,
+    SolveResult,
+    SolverSpec,
+    make_solver,
+    solver_spec,
+)
 from qselax.sweeps import SWEEP_MODES, SelectionState, SweepInfo, make_sweep
 
 __all__ = [
@@ -52,6 +60,7 @@ __all__ = [
     "SOLVERS",
     "SWEEP_MODES",
     "Dataset",
+    "Driver",
     "DistillConfig",
     "ESNConfig",
     "Distillation",
@@ -66,6 +75,7 @@ __all__ = [
     "Selection",
     "SelectionState",
     "SolveResult",
+    "SolverSpec",
     "Solver",
     "SweepInfo",
     "__version__",
@@ -96,6 +106,7 @@ __all__ = [
     "scatter_bits",
     "score",
     "select",
+    "solver_spec",
     "train_dense",
     "unflatten_masks",
 ]

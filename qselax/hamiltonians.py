@@ -287,6 +287,20 @@ def to_ising(coeffs, k: int, tol: float = 0.0) -> dict:
     return out
 
 
+def _check_ising(offset, h, j):
+    """``(offset, h, j, K)`` as arrays of one dtype; ``ValueError`` on bad shapes."""
+    h = jnp.asarray(h)
+    k = check_k(h.shape[-1] if h.ndim else 0, "h.shape[-1]")
+    j = jnp.asarray(j, h.dtype)
+    offset = jnp.asarray(offset, h.dtype)
+    if j.shape != h.shape + (k,) or offset.shape != h.shape[:-1]:
+        raise ValueError(
+            "offset, h, j must have shapes (*G,), (*G, K), (*G, K, K); got "
+            f"{offset.shape}, {h.shape}, {j.shape}"
+        )
+    return offset, h, j, k
+
+
 def ising_landscape(
     offset: Float[Array, "*G"], h: Float[Array, "*G K"], j: Float[Array, "*G K K"]
 ) -> Float[Array, "*G S"]:
@@ -310,15 +324,7 @@ def ising_landscape(
         ...                 jnp.array([[0.0, 2.0], [0.0, 0.0]])).tolist()
         [3.0, -1.0, -3.0, 1.0]
     """
-    h = jnp.asarray(h)
-    k = check_k(h.shape[-1] if h.ndim else 0, "h.shape[-1]")
-    j = jnp.asarray(j, h.dtype)
-    offset = jnp.asarray(offset, h.dtype)
-    if j.shape != h.shape + (k,) or offset.shape != h.shape[:-1]:
-        raise ValueError(
-            "offset, h, j must have shapes (*G,), (*G, K), (*G, K, K); got "
-            f"{offset.shape}, {h.shape}, {j.shape}"
-        )
+    offset, h, j, k = _check_ising(offset, h, j)
     z = jnp.asarray(1.0 - 2.0 * bit_table(k), h.dtype)  # (S, K)
     lin = jnp.einsum("sk,...k->...s", z, h)
     quad = jnp.einsum("sk,...kl,sl->...s", z, j, z)
@@ -443,15 +449,7 @@ def qubo_from_ising(
         >>> q.tolist(), const.item()  # C = x_0 + x_1 + 2 x_0 x_1
         ([[1.0, 2.0], [0.0, 1.0]], 0.0)
     """
-    h = jnp.asarray(h)
-    k = check_k(h.shape[-1] if h.ndim else 0, "h.shape[-1]")
-    j = jnp.asarray(j, h.dtype)
-    offset = jnp.asarray(offset, h.dtype)
-    if j.shape != h.shape + (k,) or offset.shape != h.shape[:-1]:
-        raise ValueError(
-            "offset, h, j must have shapes (*G,), (*G, K), (*G, K, K); got "
-            f"{offset.shape}, {h.shape}, {j.shape}"
-        )
+    offset, h, j, _ = _check_ising(offset, h, j)
     return _qubo_from_ising(offset, h, j)
 
 
