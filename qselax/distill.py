@@ -74,6 +74,7 @@ from qselax.networks import (
     ones_masks,
 )
 from qselax.solvers import SolverSpec, make_solver, solver_spec
+from qselax.solvers.base import check_choice, check_count
 from qselax.student import (
     COMPRESSIONS,
     BlockParams,
@@ -167,10 +168,7 @@ class DistillConfig:
             "hidden_width": HIDDEN_WIDTHS,
         }
         for name, options in choices.items():
-            if getattr(self, name) not in options:
-                raise ValueError(
-                    f"{name} must be one of {options}, got {getattr(self, name)!r}"
-                )
+            check_choice(name, getattr(self, name), options)
         hidden = self.teacher_hidden
         if (
             not isinstance(hidden, tuple)
@@ -184,15 +182,13 @@ class DistillConfig:
                 f"{hidden!r}"
             )
         for name in ("width_factor", "sweeps", "block_size", "teacher_epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            check_count(name, getattr(self, name))
         if not self.teacher_lr > 0:
             raise ValueError(f"teacher_lr must be > 0, got {self.teacher_lr}")
         if not self.memory_mb > 0:
             raise ValueError(f"memory_mb must be > 0, got {self.memory_mb}")
-        if self.val_samples is not None and self.val_samples < 1:
-            raise ValueError(f"val_samples must be >= 1, got {self.val_samples}")
+        if self.val_samples is not None:
+            check_count("val_samples", self.val_samples)
         need = "neuron" if self.grouping == "neuron" else "weight"
         if self.mask_level != need:
             raise ValueError(

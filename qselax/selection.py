@@ -43,6 +43,7 @@ from qselax.networks import (
     random_masks,
 )
 from qselax.solvers import SolverSpec, make_solver, solver_spec
+from qselax.solvers.base import check_choice, check_count
 from qselax.sweeps import ORACLES, SWEEP_MODES, make_sweep
 
 __all__ = ["INIT_MASKS", "SelectConfig", "Selection", "plan", "score", "select"]
@@ -103,16 +104,11 @@ class SelectConfig:
             "oracle": ORACLES,
         }
         for name, options in choices.items():
-            if getattr(self, name) not in options:
-                raise ValueError(
-                    f"{name} must be one of {options}, got {getattr(self, name)!r}"
-                )
+            check_choice(name, getattr(self, name), options)
         for name in ("sweeps", "block_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.val_samples is not None and self.val_samples < 1:
-            raise ValueError(f"val_samples must be >= 1, got {self.val_samples}")
+            check_count(name, getattr(self, name))
+        if self.val_samples is not None:
+            check_count("val_samples", self.val_samples)
         return self
 
 
