@@ -266,7 +266,9 @@ def nk_value(
         ValueError: shapes that do not fit together.
 
     Example:
-        >>> float(nk_value([[0.0, 1.0, 2.0, 3.0]], [[1, 0]], [0, 1]))
+        >>> import numpy as np
+        >>> t, nb = np.array([[0.0, 1.0, 2.0, 3.0]]), np.array([[1, 0]])
+        >>> float(nk_value(t, nb, np.array([0, 1])))
         2.0
     """
     tables, neighbours = _check(tables, neighbours)
@@ -303,7 +305,9 @@ def nk_exhaustive(
         ValueError: ``n`` outside ``[1, 24]`` or mismatched shapes.
 
     Example:
-        >>> x, c = nk_exhaustive([[1.0, 0.0, 0.0, 1.0]], [[0, 1]], 2)
+        >>> import numpy as np
+        >>> t, nb = np.array([[1.0, 0.0, 0.0, 1.0]]), np.array([[0, 1]])
+        >>> x, c = nk_exhaustive(t, nb, 2)
         >>> x.tolist(), float(c)
         ([0, 1], 0.0)
     """
@@ -360,7 +364,8 @@ def nk_dp(
             ``M < K + 1``.
 
     Example:
-        >>> x, c = nk_dp([[0.0, 2.0, 1.0, 3.0]], circular=False)
+        >>> import numpy as np
+        >>> x, c = nk_dp(np.array([[0.0, 2.0, 1.0, 3.0]]), circular=False)
         >>> x.tolist(), float(c)
         ([0, 0], 0.0)
     """
@@ -453,8 +458,10 @@ def nk_group_landscapes(
         ValueError: mismatched shapes or too many mask elements.
 
     Example:
-        >>> t, nb = [[0.0, 1.0, 2.0, 3.0]], [[0, 1]]
-        >>> nk_group_landscapes(t, nb, [0, 0], [[1, 1]], [[True, False]]).tolist()
+        >>> import numpy as np
+        >>> t, nb = np.array([[0.0, 1.0, 2.0, 3.0]]), np.array([[0, 1]])
+        >>> g, v = np.array([[1, 1]]), np.array([[True, False]])
+        >>> nk_group_landscapes(t, nb, np.array([0, 0]), g, v).tolist()
         [[0.0, 0.0, 1.0, 1.0]]
     """
     tables, neighbours = _check(tables, neighbours)
