@@ -50,7 +50,7 @@ from qselax.nk import CONNECTIVITIES
 from qselax.nk_selection import NK_MODES, NKESNConfig, nk_esn
 from qselax.pole import PoleConfig
 from qselax.results import SCHEMA, check_result, platform_info, write_atomic, write_json
-from qselax.selection import INIT_MASKS, SelectConfig, plan, score, select
+from qselax.selection import COST_SPLITS, INIT_MASKS, SelectConfig, plan, score, select
 from qselax.solvers import SOLVERS, make_solver, solver_spec, vqe
 from qselax.student import COMPRESSIONS, make_student, make_teacher, student_forward
 from qselax.sweeps import ORACLES, SWEEP_MODES
@@ -91,7 +91,10 @@ DEFAULTS = {
     "init_mask": _SELECT.init_mask,
     "evaluator": _SELECT.evaluator,
     "memory_mb": _SELECT.memory_mb,
-    "val_samples": _SELECT.val_samples,
+    "cost_split": _SELECT.cost_split,
+    "cost_samples": _SELECT.cost_samples,
+    "patience": _SELECT.patience,
+    "val_samples": _DISTILL.val_samples,
     "oracle": _SELECT.oracle,
     "vqe_layers": _VQE["layers"],
     "vqe_steps": _VQE["steps"],
@@ -147,7 +150,9 @@ _APPLIES = {
         "init_mask",
         "evaluator",
         "memory_mb",
-        "val_samples",
+        "cost_split",
+        "cost_samples",
+        "patience",
         "oracle",
         "dense_epochs",
     ),
@@ -230,7 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a("--evaluator", choices=EVALUATORS, help="direct's landscape evaluator (auto)")
     a("--memory-mb", type=float, help="memory budget of a landscape chunk (512)")
-    a("--val-samples", type=int, help="cap on validation samples used as cost")
+    a(
+        "--cost-split",
+        choices=COST_SPLITS,
+        help="direct: the split the selection cost is taken on (default train; "
+        "val is the paper's literal setting); validation picks the kept sweep",
+    )
+    a("--cost-samples", type=int, help="direct: cap on cost-split samples")
+    a(
+        "--patience",
+        type=int,
+        help="direct: stop after this many sweeps without a lower validation cost",
+    )
+    a("--val-samples", type=int, help="distill: cap on validation samples (targets)")
     a("--vqe-layers", type=int, help="VQE ansatz layers (default 3)")
     a("--vqe-steps", type=int, help="VQE Adam steps per sweep (default 100)")
     a("--vqe-lr", type=float, help="VQE Adam learning rate (default 0.1)")
@@ -628,6 +645,7 @@ def run_direct(settings: dict, *, progress: bool = True) -> dict:
                 "test_loss": acc["test"]["loss"],
                 "val_loss": acc["val"]["loss"],
                 "kept_fraction": kept,
+                "best_sweep": sel.best_sweep,
                 "entanglement": sel.entanglement,
             },
         }

@@ -56,7 +56,7 @@ class StageResult(NamedTuple):
         name: the stage's name.
         state: the final :class:`qselax.sweeps.SelectionState`.
         history: one record per sweep (module docstring).
-        info: the last sweep's :class:`qselax.sweeps.SweepInfo` (NumPy, padding
+        info: the ``best_sweep``'s :class:`qselax.sweeps.SweepInfo` (NumPy, padding
             groups dropped).
         groups: real groups of the stage (padding excluded).
         optimum_rate: fraction of all group solves (every sweep) whose chosen
@@ -70,6 +70,8 @@ class StageResult(NamedTuple):
         shots: circuit executions measured, all sweeps.
         compile_s: seconds to compile the sweep.
         run_s: seconds of all sweeps after compilation.
+        best_sweep: the sweep whose state is ``state`` (``select_on``), else
+            the last.
     """
 
     name: str
@@ -86,6 +88,7 @@ class StageResult(NamedTuple):
     shots: int
     compile_s: float
     run_s: float
+    best_sweep: int
 
 
 # Compiled sweeps by (sweep function, argument structure and shapes): a sweep built
@@ -192,6 +195,8 @@ class Driver:
         *,
         k: int,
         stage: str = "select",
+        select_on: str | None = None,
+        patience: int | None = None,
     ) -> StageResult:
         """Compiles ``sweep`` once and runs it ``sweeps`` times from ``state``.
 
@@ -199,14 +204,21 @@ class Driver:
             sweep: ``(params, state) -> (state, SweepInfo)`` (:func:`make_sweep`).
             params: the landscape's data.
             state: the starting state.
-            sweeps: how many sweeps.
+            sweeps: at most this many sweeps.
             k: bits per group (for ``landscape_evals``).
             stage: the stage's name, recorded in every history record.
+            select_on: a history key to minimise (e.g. ``"val_cost"``): the
+                result's ``state`` is the sweep with its lowest value (the first
+                on ties), not necessarily the last.  ``None``: the last sweep.
+            patience: with ``select_on``, stop after this many sweeps without a
+                new lowest value (early stopping); ``None`` runs every sweep.
 
         Returns:
             A :class:`StageResult` (``compile_s`` is 0 where the same sweep was
             compiled for the same shapes before).
         """
+        if patience is not None and select_on is None:
+            raise ValueError("patience needs select_on (the value to watch)")
         params, state = jax.tree.map(
             lambda x: x if isinstance(x, jax.Array) else jnp.asarray(x), (params, state)
         )
@@ -215,6 +227,7 @@ class Driver:
         compile_s = time.perf_counter() - start
         history, infos = [], []
         run_s = 0.0
+        best, best_state, best_sweep = np.inf, state, 0
         for i in range(sweeps):
             start = time.perf_counter()
             state, info = compiled(params, state)
@@ -233,6 +246,13 @@ class Driver:
                 cost=f"{record['cost']:.4f}",
                 opt=f"{record['optimum_rate']:.2f}",
             )
+            value = record[select_on] if select_on is not None else -i
+            if value < best:
+                best, best_state, best_sweep = value, state, i + 1
+            elif patience is not None and i + 1 - best_sweep >= patience:
+                self.bar.update(sweeps - i - 1)
+                break
+        state = best_state
         optimal = np.concatenate([_real(i, i.optimal) for i in infos])
         top1 = np.concatenate([_real(i, i.top1_optimal) for i in infos])
         nontrivial = np.concatenate(
@@ -243,7 +263,7 @@ class Driver:
             name=stage,
             state=state,
             history=history,
-            info=_drop_padding(infos[-1]),
+            info=_drop_padding(infos[best_sweep - 1]),
             groups=groups,
             optimum_rate=float(np.mean(optimal)),
             top1_optimum_rate=float(np.mean(top1)),
@@ -251,9 +271,10 @@ class Driver:
             if nontrivial.any()
             else 1.0,
             lookups=int(sum(h["lookups"] for h in history)),
-            landscape_evals=int(sweeps * groups * 2**k),
+            landscape_evals=int(len(history) * groups * 2**k),
             oracle_calls=int(sum(h["oracle_calls"] for h in history)),
             shots=int(sum(h["shots"] for h in history)),
             compile_s=compile_s,
             run_s=run_s,
+            best_sweep=best_sweep,
         )

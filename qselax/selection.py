@@ -46,9 +46,18 @@ from qselax.solvers import SolverSpec, make_solver, solver_spec
 from qselax.solvers.base import check_choice, check_count
 from qselax.sweeps import ORACLES, SWEEP_MODES, make_sweep
 
-__all__ = ["INIT_MASKS", "SelectConfig", "Selection", "plan", "score", "select"]
+__all__ = [
+    "COST_SPLITS",
+    "INIT_MASKS",
+    "SelectConfig",
+    "Selection",
+    "plan",
+    "score",
+    "select",
+]
 
 INIT_MASKS = ("ones", "random")
+COST_SPLITS = ("train", "val")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +80,14 @@ class SelectConfig:
         memory_mb: memory budget of one landscape chunk.
         init_mask: ``ones`` (start from the full random network) or ``random``
             (Bernoulli(1/2)).
-        val_samples: use only the first this-many validation samples (None: all).
+        cost_split: the split whose cost the landscapes are (``train``, the
+            default, or ``val``, the paper's literal setting).  The masks kept are
+            those of the sweep with the lowest validation cost; the test split is
+            only scored (every sweep's record holds all three accuracies).
+        cost_samples: use only the first this-many samples of the cost split
+            (None: all).
+        patience: stop after this many sweeps without a lower validation cost
+            (None: run every sweep).
         oracle: where finite-shot solvers get sampled configurations' costs:
             ``landscape`` (read off the exact landscape) or ``network`` (the
             masked network evaluated on them); see :func:`qselax.sweeps.make_sweep`.
@@ -87,7 +103,9 @@ class SelectConfig:
     evaluator: str = "auto"
     memory_mb: float = 512.0
     init_mask: str = "ones"
-    val_samples: int | None = None
+    cost_split: str = "train"
+    cost_samples: int | None = None
+    patience: int | None = None
     oracle: str = "landscape"
 
     def __post_init__(self):
@@ -101,14 +119,16 @@ class SelectConfig:
             "cost": COSTS,
             "evaluator": EVALUATORS,
             "init_mask": INIT_MASKS,
+            "cost_split": COST_SPLITS,
             "oracle": ORACLES,
         }
         for name, options in choices.items():
             check_choice(name, getattr(self, name), options)
         for name in ("sweeps", "block_size"):
             check_count(name, getattr(self, name))
-        if self.val_samples is not None:
-            check_count("val_samples", self.val_samples)
+        for name in ("cost_samples", "patience"):
+            if getattr(self, name) is not None:
+                check_count(name, getattr(self, name))
         return self
 
 
@@ -118,9 +138,9 @@ class Selection(NamedTuple):
     Attributes:
         masks: the selected mask pytree.
         grouping: the groups used.
-        history: one record per sweep (:mod:`qselax.driver`): ``cost``,
-            ``val_cost``, ``val_accuracy``, ``train_cost``, ``train_accuracy``,
-            optimum rates, accepted groups, look-ups, seconds.
+        history: one record per sweep (:mod:`qselax.driver`): ``cost`` (on the
+            cost split), ``{train,val,test}_cost`` and ``_accuracy``, optimum
+            rates, accepted groups, look-ups, seconds.
         groups: per-group arrays of the last sweep (numpy), see
             :class:`qselax.sweeps.SweepInfo`.
         optimum_rate: fraction of all group solves (every sweep) whose chosen
@@ -139,6 +159,7 @@ class Selection(NamedTuple):
         resources: per-group circuit resources plus ``groups``.
         compile_s: seconds to compile one sweep.
         run_s: seconds of all sweeps after compilation.
+        best_sweep: the sweep whose masks these are (lowest validation cost).
     """
 
     masks: Masks
@@ -156,6 +177,7 @@ class Selection(NamedTuple):
     resources: dict
     compile_s: float
     run_s: float
+    best_sweep: int
 
 
 def score(graphdef, weights, masks: Masks | None, x, y) -> dict:
@@ -176,24 +198,27 @@ def plan(model: Model, data, config: SelectConfig):
     Everything that can fail on bad settings happens here, before any heavy work.
 
     Returns:
-        ``(grouping, landscape, solver, (x_val, y_val))``.
+        ``(grouping, landscape, solver, (x, y))`` with ``(x, y)`` the cost split.
     """
     config.validate()
     grouping = make_grouping(config.grouping, model, config.k)
-    x_val, y_val = np.asarray(data.x_val), np.asarray(data.y_val)
-    if config.val_samples is not None:
-        x_val, y_val = x_val[: config.val_samples], y_val[: config.val_samples]
+    x, y = (
+        np.asarray(getattr(data, f"x_{config.cost_split}")),
+        np.asarray(getattr(data, f"y_{config.cost_split}")),
+    )
+    if config.cost_samples is not None:
+        x, y = x[: config.cost_samples], y[: config.cost_samples]
     landscape = network_landscape(
         model,
         grouping,
-        num_samples=x_val.shape[0],
-        feature_shape=tuple(x_val.shape[1:]),
+        num_samples=x.shape[0],
+        feature_shape=tuple(x.shape[1:]),
         cost=config.cost,
         evaluator=config.evaluator,
         memory_mb=config.memory_mb,
     )
     solver = make_solver(config.solver, config.k)
-    return grouping, landscape, solver, (x_val, y_val)
+    return grouping, landscape, solver, (x, y)
 
 
 def select(
@@ -223,7 +248,7 @@ def select(
         ValueError: bad settings, a grouping that does not fit the model, or a
             landscape chunk over the memory budget, all before any heavy work.
     """
-    grouping, landscape, solver, (x_val, y_val) = plan(model, data, config)
+    grouping, landscape, solver, (x, y) = plan(model, data, config)
     sweep = make_sweep(
         landscape,
         solver,
@@ -231,12 +256,14 @@ def select(
         block_size=config.block_size,
         oracle=config.oracle,
     )
-    params = network_params(
-        model,
-        x_val,
-        y_val,
-        {"val": (x_val, y_val), "train": (data.x_train, data.y_train)},
-    )
+    # Every sweep's record holds the three splits' scores; only the cost split
+    # (landscapes, acceptance) and the validation cost (which sweep is kept, early
+    # stopping) steer the selection.
+    splits = {
+        name: (getattr(data, f"x_{name}"), getattr(data, f"y_{name}"))
+        for name in ("train", "val", "test")
+    }
+    params = network_params(model, x, y, splits)
     mask_key, state_key = jax.random.split(key)
     init = (
         ones_masks(model)
@@ -251,7 +278,14 @@ def select(
         loggers=loggers,
     ) as driver:
         out = driver.run(
-            sweep, params, state, config.sweeps, k=config.k, stage="network"
+            sweep,
+            params,
+            state,
+            config.sweeps,
+            k=config.k,
+            stage="network",
+            select_on="val_cost",
+            patience=config.patience,
         )
     info = out.info
     resources = dict(solver.resources)
@@ -277,6 +311,7 @@ def select(
         resources=resources,
         compile_s=out.compile_s,
         run_s=out.run_s,
+        best_sweep=out.best_sweep,
     )
 
 

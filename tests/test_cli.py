@@ -194,7 +194,7 @@ def test_fashion_mnist_subsample_cnn(tmp_path):
         pytest.skip("dataset-fashion-mnist is not installed")
     out = tmp_path / "fm"
     argv = ["run", "--dataset", "fashion_mnist", "--max-train", "300", *TINY]
-    argv += ["--model", "cnn:4", "--hidden", "16", "--val-samples", "64"]
+    argv += ["--model", "cnn:4", "--hidden", "16", "--cost-samples", "64"]
     assert main([*argv, "--solver", "exhaustive", "--out", str(out)]) == 0
     result = json.loads((out / "result.json").read_text())
     assert result["test_accuracy"] > 0.3

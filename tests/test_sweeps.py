@@ -49,8 +49,8 @@ def test_exhaustive_sweeps_never_raise_cost(mode):
     g, w = nnx.split(model)
     cfg = SelectConfig(k=K, solver="exhaustive", sweeps=3, mode=mode, block_size=4)
     sel = select(jax.random.key(0), model, data, cfg, progress=False)
-    start = float(cross_entropy(apply_masked(g, w, None, data.x_val), data.y_val))
-    costs = [start] + [h["val_cost"] for h in sel.history]
+    start = float(cross_entropy(apply_masked(g, w, None, data.x_train), data.y_train))
+    costs = [start] + [h["cost"] for h in sel.history]  # the cost split: train
     assert all(b <= a + 1e-6 for a, b in zip(costs, costs[1:], strict=False))
     assert costs[-1] < start - 0.1
     assert sel.optimum_rate == 1.0 and sel.top1_optimum_rate == 1.0
@@ -156,7 +156,7 @@ def test_vqe_selection_close_to_exhaustive():
     assert vqe.optimum_rate >= 0.8
     assert vqe.lookups == 2 * vqe.grouping.num_groups  # readout 2^4/16 = 1
     assert vqe.resources["qubits"] == K and vqe.resources["two_qubit_gates"] == 6
-    costs = [h["val_cost"] for h in vqe.history]
+    costs = [h["cost"] for h in vqe.history]
     assert costs[1] <= costs[0] + 1e-6
 
 
@@ -198,7 +198,9 @@ def test_line_search_never_increases_cost(seed, scale):
         ("evaluator", "fast", "evaluator"),
         ("init_mask", "zeros", "init_mask"),
         ("sweeps", 0, "sweeps"),
-        ("val_samples", 0, "val_samples"),
+        ("cost_samples", 0, "cost_samples"),
+        ("cost_split", "test", "cost_split"),
+        ("patience", 0, "patience"),
         ("block_size", 0, "block_size"),
         ("k", 0, "k must"),
         ("grouping", "rows", "grouping"),
@@ -222,6 +224,36 @@ def test_every_registered_solver_drives_a_sweep(solver):
     data, model = tiny_data(), tiny_model()
     cfg = SelectConfig(k=K, solver=solver, sweeps=2, block_size=8)
     sel = select(jax.random.key(0), model, data, cfg, progress=False)
-    costs = [h["val_cost"] for h in sel.history]
+    costs = [h["cost"] for h in sel.history]
     assert costs[1] <= costs[0] + 1e-6
     assert 0.0 <= sel.optimum_rate <= 1.0 and sel.lookups > 0
+
+
+def test_cost_split_validation_keeps_the_best_sweep_and_stops_early():
+    """The cost is the training split's; the kept masks are the sweep with the
+    lowest validation cost; patience stops once it stops falling; every record
+    scores all three splits."""
+    data, model = tiny_data(), tiny_model()
+    g, w = nnx.split(model)
+    cfg = SelectConfig(k=K, solver="exhaustive", sweeps=12, block_size=4, patience=2)
+    sel = select(jax.random.key(0), model, data, cfg, progress=False)
+    val = [h["val_cost"] for h in sel.history]
+    assert sel.best_sweep == int(np.argmin(val)) + 1
+    assert len(sel.history) == 12 or len(sel.history) - sel.best_sweep == 2
+    assert len(sel.history) < 12  # exhaustive sweeps converge on this tiny net
+    kept = cross_entropy(apply_masked(g, w, sel.masks, data.x_val), data.y_val)
+    np.testing.assert_allclose(float(kept), min(val), rtol=1e-5)
+    for record in sel.history:
+        for split in ("train", "val", "test"):
+            assert 0.0 <= record[f"{split}_accuracy"] <= 1.0
+        np.testing.assert_allclose(record["cost"], record["train_cost"], rtol=1e-6)
+    # The paper's literal setting: the validation split is the cost.
+    lit = select(
+        jax.random.key(0),
+        model,
+        data,
+        SelectConfig(k=K, solver="exhaustive", sweeps=2, cost_split="val"),
+        progress=False,
+    )
+    for record in lit.history:
+        np.testing.assert_allclose(record["cost"], record["val_cost"], rtol=1e-6)

@@ -107,7 +107,8 @@ def setup(cfg: Config, seed: int):
         k=cfg.k,
         sweeps=cfg.sweeps,
         block_size=cfg.block_size,
-        val_samples=cfg.val_samples,
+        cost_split="val",  # as measured: the paper's literal setting
+        cost_samples=cfg.val_samples,
         scale=bool(cfg.scale),
         hidden_width=cfg.hidden_width,
         teacher_epochs=cfg.teacher_epochs,

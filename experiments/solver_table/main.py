@@ -163,6 +163,7 @@ def select_and_score(model, data, k, options: dict, seed: int, sweeps: int) -> d
         mode=d["mode"],
         block_size=d["block_size"],
         memory_mb=d["memory_mb"],
+        cost_split="val",  # as measured: the paper's literal setting
     )
     sel = qselax.select(jax.random.key(seed + 100), model, data, config, progress=False)
     graphdef, weights = nnx.split(model)
