@@ -180,7 +180,8 @@ def test_errors_exit_2_and_write_nothing(tmp_path, capsys, argv, match):
 @pytest.mark.parametrize("dataset", ["wine", "breast_cancer", "digits"])
 def test_every_bundled_dataset_runs(tmp_path, dataset):
     out = tmp_path / dataset
-    assert main(["run", "--dataset", dataset, *TINY, "--out", str(out)]) == 0
+    argv = ["run", "--dataset", dataset, *TINY, "--solver", "exhaustive"]
+    assert main([*argv, "--out", str(out)]) == 0
     result = json.loads((out / "result.json").read_text())
     # A tiny budget (8 hidden units, one sweep): clearly above chance is the claim.
     assert result["test_accuracy"] > 1.0 / result["dataset"]["num_classes"] + 0.1
