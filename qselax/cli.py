@@ -17,7 +17,7 @@ the command line reads them from there, so the API and the CLI cannot disagree.
 options come from ``--vqe-*``, ``--readout`` and ``--opt SOLVER.NAME=VALUE``.
 
 ``--method`` picks the selection method: ``direct`` (the whole random network
-selected on the validation cost), ``distill`` (paper method A,
+selected on the cost split, training by default), ``distill`` (paper method A,
 :mod:`qselax.distill`: a trained teacher MLP and a random student selected block by
 block to reproduce its layers) or ``nk-esn`` (paper method B,
 :mod:`qselax.nk_selection`: an NK Echo State Network balancing two poles on a cart
@@ -49,7 +49,14 @@ from qselax.networks import INITS, MASK_LEVELS, count_weights, make_model, train
 from qselax.nk import CONNECTIVITIES
 from qselax.nk_selection import NK_MODES, NKESNConfig, nk_esn
 from qselax.pole import PoleConfig
-from qselax.results import SCHEMA, check_result, platform_info, write_atomic, write_json
+from qselax.results import (
+    COMMON_KEYS,
+    SCHEMA,
+    check_result,
+    platform_info,
+    write_atomic,
+    write_json,
+)
 from qselax.selection import COST_SPLITS, INIT_MASKS, SelectConfig, plan, score, select
 from qselax.solvers import SOLVERS, make_solver, solver_spec, vqe
 from qselax.student import COMPRESSIONS, make_student, make_teacher, student_forward
@@ -225,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--sweeps", type=int, help="sweeps per solver (default 3)")
     a("--mode", choices=SWEEP_MODES, help="sweep mode (default sequential)")
     a("--block-size", type=int, help="groups per block in sequential sweeps (64)")
-    a("--cost", choices=COSTS, help="validation cost: ce or error (default ce)")
+    a("--cost", choices=COSTS, help="cost on the cost split: ce or error (default ce)")
     a("--init-mask", choices=INIT_MASKS, help="starting mask (default ones)")
     a(
         "--method",
@@ -532,8 +539,7 @@ def _document(settings, solvers: dict, references, dataset, model, extra) -> dic
     """The result.json of a run (:mod:`qselax.results`)."""
     method = settings["method"]
     main = settings["solver"].split(",")[0]
-    common = {k: solvers[main][k] for k in solvers[main] if k not in ("history",)}
-    common.pop(method, None)
+    common = {k: solvers[main][k] for k in COMMON_KEYS}
     return check_result(
         {
             "schema": SCHEMA,

@@ -103,12 +103,12 @@ def _compiled(sweep: Callable, params: Any, state: SelectionState):
     sig = (sweep, tree, tuple((tuple(x.shape), str(x.dtype)) for x in leaves))
     if sig in _COMPILED:
         _COMPILED.move_to_end(sig)
-        return _COMPILED[sig], False
+        return _COMPILED[sig]
     compiled = jax.jit(sweep).lower(params, state).compile()
     _COMPILED[sig] = compiled
     if len(_COMPILED) > _MAX_COMPILED:
         _COMPILED.popitem(last=False)
-    return compiled, True
+    return compiled
 
 
 def initial_state(key: jax.Array, flat) -> SelectionState:
@@ -223,7 +223,7 @@ class Driver:
             lambda x: x if isinstance(x, jax.Array) else jnp.asarray(x), (params, state)
         )
         start = time.perf_counter()
-        compiled, _ = _compiled(sweep, params, state)
+        compiled = _compiled(sweep, params, state)
         compile_s = time.perf_counter() - start
         history, infos = [], []
         run_s = 0.0
@@ -246,8 +246,8 @@ class Driver:
                 cost=f"{record['cost']:.4f}",
                 opt=f"{record['optimum_rate']:.2f}",
             )
-            value = record[select_on] if select_on is not None else -i
-            if value < best:
+            value = None if select_on is None else record[select_on]
+            if value is None or value < best:
                 best, best_state, best_sweep = value, state, i + 1
             elif patience is not None and i + 1 - best_sweep >= patience:
                 self.bar.update(sweeps - i - 1)

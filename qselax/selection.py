@@ -10,8 +10,8 @@ It builds everything static at set-up (grouping, the network's landscape with it
 memory check, the solver), then hands the sweep to the one driver
 (:class:`qselax.driver.Driver`), which compiles it once (``compile_s``) and runs
 the sweeps (``run_s``) with a progress bar and the loggers.  The cost is the
-network's on the validation split; the training accuracy is reported; the test
-split is never touched here.
+network's on the cost split (training by default); the validation cost picks the
+kept sweep and stops early; the test split is only scored.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class SelectConfig:
         sweeps: number of sweeps.
         mode: ``sequential`` or ``parallel``.
         block_size: groups per block in sequential sweeps.
-        cost: ``ce`` (cross-entropy) or ``error`` (0-1 error) on the validation split.
+        cost: ``ce`` (cross-entropy) or ``error`` (0-1 error) on the cost split.
         evaluator: landscape evaluator (``auto``, ``rank1``, ``suffix``, ``naive``).
         memory_mb: memory budget of one landscape chunk.
         init_mask: ``ones`` (start from the full random network) or ``random``
@@ -235,8 +235,8 @@ def select(
     Args:
         key: PRNG key (initial mask, solver randomness).
         model: a maskable network; its weights are never changed.
-        data: a :class:`qselax.data.Dataset` (validation split: cost; train split:
-            reported accuracy).
+        data: a :class:`qselax.data.Dataset` (``config.cost_split``: the cost;
+            validation: the kept sweep; all three splits scored every sweep).
         config: static settings.
         progress: show a progress bar over sweeps.
         loggers: callables given every sweep's history record as it is made.

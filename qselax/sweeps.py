@@ -45,7 +45,7 @@ __all__ = [
     "SelectionState",
     "SweepInfo",
     "attains",
-    "block_arrays",
+    "pad_blocks",
     "line_search_accept",
     "make_sweep",
 ]
@@ -150,7 +150,7 @@ def line_search_accept(
     return new_flat, take, costs[best]
 
 
-def block_arrays(arrays: dict, block_size: int) -> tuple[dict, int]:
+def pad_blocks(arrays: dict, block_size: int) -> tuple[dict, int]:
     """Pads a segment's group arrays to whole blocks: ``(blocks, size, ...)``.
 
     The block is ``min(block_size, G_s)`` groups.  Padding groups copy the first
@@ -318,7 +318,7 @@ def make_sweep(
         flat = state.flat
         outs = []
         for i, (segment, skey) in enumerate(zip(segments, keys, strict=True)):
-            blocks, n = block_arrays(segment.arrays, segment.block or block_size)
+            blocks, n = pad_blocks(segment.arrays, segment.block or block_size)
             num_blocks = blocks["index"].shape[0]
 
             def body(flat, xs, i=i):
