@@ -17,7 +17,10 @@ the command line reads them from there, so the API and the CLI cannot disagree.
 options come from ``--vqe-*``, ``--readout`` and ``--opt SOLVER.NAME=VALUE``.
 
 ``--method`` picks the selection method: ``direct`` (the whole random network
-selected on the cost split, training by default), ``distill`` (paper method A,
+selected on the cost split, training by default), ``edge-popup`` and
+``supermask`` (the strong-lottery-ticket field's score-trained mask finders on the
+same frozen network, :mod:`qselax.scores`), ``dense`` (the trained twin),
+``distill`` (paper method A,
 :mod:`qselax.distill`: a trained teacher MLP and a random student selected block by
 block to reproduce its layers) or ``nk-esn`` (paper method B,
 :mod:`qselax.nk_selection`: an NK Echo State Network balancing two poles on a cart
@@ -45,7 +48,15 @@ from qselax.distill import HIDDEN_WIDTHS, DistillConfig, check_memory, distill
 from qselax.esn import ESNConfig
 from qselax.groups import GROUPINGS
 from qselax.landscapes import COSTS, EVALUATORS
-from qselax.networks import INITS, MASK_LEVELS, count_weights, make_model, train_dense
+from qselax.networks import (
+    INITS,
+    MASK_LEVELS,
+    MODELS,
+    PRESETS,
+    count_weights,
+    make_model,
+    train_dense,
+)
 from qselax.nk import CONNECTIVITIES
 from qselax.nk_selection import NK_MODES, NKESNConfig, nk_esn
 from qselax.pole import PoleConfig
@@ -57,14 +68,24 @@ from qselax.results import (
     write_atomic,
     write_json,
 )
+from qselax.scores import (
+    EVAL_MASKS,
+    SCORE_DEFAULTS,
+    SCORE_METHODS,
+    SCORE_OPTIMIZERS,
+    score_config,
+    train_scores,
+)
 from qselax.selection import COST_SPLITS, INIT_MASKS, SelectConfig, plan, score, select
 from qselax.solvers import SOLVERS, make_solver, solver_spec, vqe
 from qselax.student import COMPRESSIONS, make_student, make_teacher, student_forward
 from qselax.sweeps import ORACLES, SWEEP_MODES
+from qselax.training import check_budget
 
 __all__ = ["DEFAULTS", "METHODS", "build_parser", "format_table", "main", "resolve"]
 
-METHODS = ("direct", "distill", "nk-esn")
+METHODS = ("direct", *SCORE_METHODS, "dense", "distill", "nk-esn")
+_BASELINES = (*SCORE_METHODS, "dense")
 
 _SELECT, _DISTILL, _NK, _ESN = (
     SelectConfig(),
@@ -79,6 +100,12 @@ _VQE = {
 }
 # The demo network of ``direct`` (the model is no part of SelectConfig).
 DIRECT_INIT = "signed_constant"
+# ``--method dense``: Adam on every weight (as the direct run's dense reference).
+_DENSE = {
+    name: p.default
+    for name, p in inspect.signature(train_dense).parameters.items()
+    if p.default is not inspect.Parameter.empty
+}
 
 DEFAULTS = {
     "method": "direct",
@@ -86,6 +113,7 @@ DEFAULTS = {
     "model": "mlp",
     "hidden": "256",
     "channels": "8,16",
+    "width": 1.0,
     "init": None,  # the method's: DIRECT_INIT or DistillConfig.init
     "mask_level": _DISTILL.mask_level,
     "grouping": _SELECT.grouping,
@@ -114,6 +142,14 @@ DEFAULTS = {
     "max_train": None,
     "data_dir": None,
     "dense_epochs": 100,
+    "epochs": None,  # the method's: SCORE_DEFAULTS or train_dense's
+    "learning_rate": None,
+    "batch_size": None,
+    "keep": None,
+    "optimizer": None,
+    "momentum": None,
+    "weight_decay": None,
+    "eval_mask": None,
     "teacher_hidden": ",".join(map(str, _DISTILL.teacher_hidden)),
     "width_factor": _DISTILL.width_factor,
     "compression": _DISTILL.compression,
@@ -135,21 +171,27 @@ _METHOD_DEFAULTS = {
     "direct": {"init": DIRECT_INIT, "sweeps": _SELECT.sweeps},
     "distill": {"init": _DISTILL.init, "sweeps": _DISTILL.sweeps},
     "nk-esn": {"sweeps": _NK.sweeps},
+    **{m: {"init": DIRECT_INIT, **SCORE_DEFAULTS[m]} for m in SCORE_METHODS},
+    "dense": {
+        "init": DIRECT_INIT,
+        "epochs": _DENSE["epochs"],
+        "learning_rate": _DENSE["learning_rate"],
+        "batch_size": _DENSE["batch_size"],
+    },
 }
+_SCORE_KEYS = tuple(SCORE_DEFAULTS["edge-popup"])
+_NETWORK = ("model", "hidden", "channels", "width", "init", "mask_level")
 
 # Which settings apply to which method (``config`` in result.json records these).
 _COMMON = ("method", "solver", "opt", "seed", "out", "k", "sweeps")
+_BASE = ("method", "seed", "out")
 _VQE_KEYS = ("vqe_layers", "vqe_steps", "vqe_lr", "readout")
 _DATA = ("dataset", "val_fraction", "test_fraction", "max_train", "data_dir")
 _APPLIES = {
     "direct": (
         *_COMMON,
         *_DATA,
-        "model",
-        "hidden",
-        "channels",
-        "init",
-        "mask_level",
+        *_NETWORK,
         "grouping",
         "mode",
         "block_size",
@@ -192,6 +234,8 @@ _APPLIES = {
         "input_scale",
         "output_scale",
     ),
+    **{m: (*_BASE, *_DATA, *_NETWORK, *_SCORE_KEYS) for m in SCORE_METHODS},
+    "dense": (*_BASE, *_DATA, *_NETWORK, "epochs", "learning_rate", "batch_size"),
 }
 
 
@@ -217,9 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     a = run.add_argument
     a("--config", help="JSON file of settings (keys = long flag names)")
     a("--dataset", help=f"one of {DATASETS}, csv:PATH or npz:PATH (default digits)")
-    a("--model", help="mlp or cnn; 'mlp:256,128' also sets --hidden (default mlp)")
+    a(
+        "--model",
+        help=f"one of {MODELS}; 'mlp:256,128' also sets --hidden (default mlp); "
+        "lenet300 = LeNet-300-100, conv4 = Conv-4 (fixed widths)",
+    )
     a("--hidden", help="hidden widths, comma-separated (default 256)")
     a("--channels", help="cnn conv channels, comma-separated (default 8,16)")
+    a("--width", type=float, help="multiplies hidden widths and channels (default 1)")
     a("--init", choices=INITS, help="weight init scheme (default signed_constant)")
     a("--mask-level", choices=MASK_LEVELS, help="weight or neuron masks")
     a("--grouping", choices=GROUPINGS, help="how bits form groups (default fan_in)")
@@ -237,8 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     a(
         "--method",
         choices=METHODS,
-        help="direct (select the whole network, default) or distill (layerwise "
-        "selection against a trained teacher)",
+        help="direct (select the whole network, default), edge-popup / supermask "
+        "(score-trained masks of the same network), dense (trained twin), distill "
+        "(layerwise selection against a trained teacher) or nk-esn",
     )
     a("--evaluator", choices=EVALUATORS, help="direct's landscape evaluator (auto)")
     a("--memory-mb", type=float, help="memory budget of a landscape chunk (512)")
@@ -278,6 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     a("--max-train", type=int, help="subsample the training split")
     a("--data-dir", help="directory of IDX/CSV/NPZ files")
     a("--dense-epochs", type=int, help="epochs of the trained dense twin; 0 skips it")
+    a("--epochs", type=int, help="edge-popup/supermask/dense: epochs (100)")
+    a("--learning-rate", type=float, help="edge-popup/supermask/dense: peak rate")
+    a("--batch-size", type=int, help="edge-popup/supermask/dense: batch (128)")
+    a("--keep", type=float, help="edge-popup: kept fraction per layer (0.5)")
+    a("--optimizer", choices=SCORE_OPTIMIZERS, help="edge-popup/supermask optimiser")
+    a("--momentum", type=float, help="edge-popup/supermask: SGD momentum (0.9)")
+    a("--weight-decay", type=float, help="edge-popup/supermask: score decay")
+    a(
+        "--eval-mask",
+        choices=EVAL_MASKS,
+        help="supermask: evaluate the expected (sigmoid > 1/2) or a sampled mask",
+    )
     a("--teacher-hidden", help="distill: teacher hidden widths, comma-separated (32)")
     a("--width-factor", type=int, help="distill: student width / teacher width (4)")
     a(
@@ -355,9 +417,8 @@ def resolve(args: argparse.Namespace) -> dict:
         raise ValueError(f"--method must be one of {METHODS}, got {method!r}{hint}")
     if method == "distill":
         _check_distill(settings, given)
-    stray = sorted(
-        k for k in given - set(_APPLIES[method]) - set(_VQE_KEYS) if k != "config"
-    )
+    loose = set() if method in _BASELINES else set(_VQE_KEYS)
+    stray = sorted(k for k in given - set(_APPLIES[method]) - loose if k != "config")
     if stray:
         flags = ", ".join(_flag(k) for k in stray)
         raise ValueError(f"{flags} do(es) not apply to --method {method}")
@@ -369,8 +430,20 @@ def resolve(args: argparse.Namespace) -> dict:
         kind, _, widths = model.partition(":")
         settings["model"] = kind
         settings["hidden" if kind == "mlp" else "channels"] = widths
-    if settings["model"] not in ("mlp", "cnn"):
-        raise ValueError(f"--model must be mlp or cnn, got {settings['model']!r}")
+    if settings["model"] not in MODELS:
+        raise ValueError(f"--model must be one of {MODELS}, got {settings['model']!r}")
+    fixed = (
+        sorted({"hidden", "channels"} & given) if settings["model"] in PRESETS else []
+    )
+    if fixed:
+        raise ValueError(
+            f"--model {settings['model']} fixes its widths: drop "
+            f"{', '.join(_flag(k) for k in fixed)} (use --width to scale them)"
+        )
+    if not (isinstance(settings["width"], int | float) and settings["width"] > 0):
+        raise ValueError(f"--width must be > 0, got {settings['width']!r}")
+    if method in _BASELINES:
+        return _resolve_baseline(settings)
     solvers = [s.strip() for s in str(settings["solver"]).split(",") if s.strip()]
     for s in solvers:
         if s not in SOLVERS:
@@ -396,9 +469,44 @@ def resolve(args: argparse.Namespace) -> dict:
     if method == "nk-esn":
         _nk_config(settings).validate()
     keep = set(_APPLIES[method]) | ({*_VQE_KEYS} if "vqe" in solvers else set())
-    if settings["model"] == "mlp":
-        keep.discard("channels")
+    return _kept(settings, keep)
+
+
+def _kept(settings: dict, keep: set) -> dict:
+    """The settings in ``keep`` that the chosen network uses."""
+    if settings["model"] != "cnn":
+        keep = keep - {"channels"}
+    if settings["model"] in PRESETS:
+        keep = keep - {"hidden"}
     return {k: v for k, v in settings.items() if k in keep}
+
+
+def _is_image(settings: dict) -> bool:
+    return settings["model"] in ("cnn", "conv4")
+
+
+def _resolve_baseline(settings: dict) -> dict:
+    """Checks the settings of ``edge-popup``, ``supermask`` and ``dense``."""
+    method = settings["method"]
+    _csv_ints(settings["hidden"], "hidden")
+    _csv_ints(settings["channels"], "channels")
+    if method == "dense":
+        try:
+            check_budget(
+                settings["epochs"], settings["batch_size"], settings["learning_rate"]
+            )
+        except ValueError as err:
+            raise ValueError(f"--method dense: {err}") from None
+    else:
+        _score_config(settings)
+    return _kept(settings, set(_APPLIES[method]))
+
+
+def _score_config(settings: dict):
+    try:
+        return score_config(settings["method"], **{k: settings[k] for k in _SCORE_KEYS})
+    except ValueError as err:
+        raise ValueError(f"--method {settings['method']}: {err}") from None
 
 
 def _check_distill(settings: dict, given: set) -> None:
@@ -536,9 +644,9 @@ def _dataset_info(data) -> dict:
 
 
 def _document(settings, solvers: dict, references, dataset, model, extra) -> dict:
-    """The result.json of a run (:mod:`qselax.results`)."""
+    """The result.json of a run (:mod:`qselax.results`); the first solver is main."""
     method = settings["method"]
-    main = settings["solver"].split(",")[0]
+    main = next(iter(solvers))
     common = {k: solvers[main][k] for k in COMMON_KEYS}
     return check_result(
         {
@@ -569,22 +677,13 @@ def _start(settings: dict) -> Path:
 def run(settings: dict, *, progress: bool = True) -> dict:
     """Runs one experiment and returns the result dict (also written to disk)."""
     runner = {"direct": run_direct, "distill": run_distill, "nk-esn": run_nk_esn}
+    runner |= {m: run_baseline for m in _BASELINES}
     return runner[settings["method"]](settings, progress=progress)
 
 
 def run_direct(settings: dict, *, progress: bool = True) -> dict:
     """``--method direct``: the whole random network, a selection per solver."""
-    data = _load(settings, image=settings["model"] == "cnn")
-    model = make_model(
-        settings["model"],
-        data.feature_shape,
-        data.num_classes,
-        hidden=_csv_ints(settings["hidden"], "hidden"),
-        channels=_csv_ints(settings.get("channels", DEFAULTS["channels"]), "channels"),
-        init=settings["init"],
-        mask_level=settings["mask_level"],
-        seed=settings["seed"],
-    )
+    data, model = _network(settings)
     names = settings["solver"].split(",")
     configs = {s: _select_config(settings, s) for s in names}
     for config in configs.values():
@@ -592,16 +691,7 @@ def run_direct(settings: dict, *, progress: bool = True) -> dict:
     out = _start(settings)
     graphdef, weights = nnx.split(model)
     key = jax.random.key(settings["seed"])
-    references = {
-        "random": {
-            "test_accuracy": score(graphdef, weights, None, data.x_test, data.y_test)[
-                "accuracy"
-            ],
-            "train_accuracy": score(
-                graphdef, weights, None, data.x_train, data.y_train
-            )["accuracy"],
-        }
-    }
+    references = {"random": _random_reference(graphdef, weights, data)}
     if settings["dense_epochs"] > 0:
         start = time.perf_counter()
         dense = train_dense(
@@ -662,7 +752,118 @@ def run_direct(settings: dict, *, progress: bool = True) -> dict:
         solvers,
         references,
         _dataset_info(data),
-        {"kind": settings["model"], "weights": count_weights(model)},
+        _model_info(settings, model),
+        {},
+    )
+    write_json(out / "result.json", result)
+    return result
+
+
+def _network(settings: dict):
+    """The dataset and the frozen random network of a direct or baseline run."""
+    data = _load(settings, image=_is_image(settings))
+    model = make_model(
+        settings["model"],
+        data.feature_shape,
+        data.num_classes,
+        hidden=_csv_ints(settings.get("hidden", DEFAULTS["hidden"]), "hidden"),
+        channels=_csv_ints(settings.get("channels", DEFAULTS["channels"]), "channels"),
+        width=settings["width"],
+        init=settings["init"],
+        mask_level=settings["mask_level"],
+        seed=settings["seed"],
+    )
+    return data, model
+
+
+def _model_info(settings: dict, model) -> dict:
+    layers = [list(model.kernel(l).shape) for l in range(model.num_layers)]
+    return {
+        "kind": settings["model"],
+        "width": settings["width"],
+        "weights": count_weights(model),
+        "kernels": layers,
+    }
+
+
+def _random_reference(graphdef, weights, data) -> dict:
+    """The unmasked random network's accuracies."""
+    return {
+        f"{split}_accuracy": score(graphdef, weights, None, x, y)["accuracy"]
+        for split, x, y in (
+            ("test", data.x_test, data.y_test),
+            ("train", data.x_train, data.y_train),
+        )
+    }
+
+
+def run_baseline(settings: dict, *, progress: bool = True) -> dict:
+    """``--method edge-popup|supermask|dense`` on the direct method's network.
+
+    The same data split, frozen random weights (same seed and init) and result.json
+    layout as ``--method direct``; one row named after the method.
+    """
+    del progress  # one compiled call: nothing to report along the way
+    method = settings["method"]
+    data, model = _network(settings)
+    out = _start(settings)
+    graphdef, weights = nnx.split(model)
+    key = jax.random.key(settings["seed"])
+    references = {"random": _random_reference(graphdef, weights, data)}
+    train_n = len(data.y_train)
+    if method == "dense":
+        res = train_dense(
+            jax.random.fold_in(key, 1),
+            model,
+            data,
+            epochs=settings["epochs"],
+            batch_size=settings["batch_size"],
+            learning_rate=settings["learning_rate"],
+        )
+        accs = (res.test_accuracy, res.train_accuracy, res.val_accuracy)
+        history, masks = list(res.history), None
+        extra = {"best_epoch": res.best_epoch, "kept_fraction": 1.0}
+        samples = res.samples
+    else:
+        res = train_scores(
+            jax.random.fold_in(key, 100), model, data, _score_config(settings)
+        )
+        accs = (res.test_accuracy, res.train_accuracy, res.val_accuracy)
+        history, masks = res.history, res.masks
+        extra = {"best_epoch": res.best_epoch, "kept_fraction": res.kept_fraction}
+        samples = res.steps * min(settings["batch_size"], train_n)
+    entry = {
+        **dict(
+            zip(("test_accuracy", "train_accuracy", "val_accuracy"), accs, strict=True)
+        ),
+        "optimum_rate": None,
+        "top1_optimum_rate": None,
+        "nontrivial_optimum_rate": None,
+        "lookups": None,
+        "landscape_evals": None,
+        "oracle_calls": None,
+        "shots": None,
+        "resources": None,
+        "compile_s": res.compile_s,
+        "run_s": res.run_s,
+        "history": history,
+        method: {
+            **extra,
+            "epochs": settings["epochs"],
+            "samples": samples,
+            # forward-and-backward passes over the cost (training) split
+            "network_evals": samples / train_n,
+        },
+    }
+    if masks is not None:
+        arrays = {f"layer{j}": np.asarray(m, np.uint8) for j, m in enumerate(masks)}
+        write_atomic(out / f"masks_{method}.npz", lambda f: np.savez(f, **arrays))
+    result = _document(
+        settings,
+        {method: entry},
+        references,
+        _dataset_info(data),
+        _model_info(settings, model),
         {},
     )
     write_json(out / "result.json", result)
@@ -861,12 +1062,15 @@ def format_table(result: dict) -> str:
     """The comparison table printed at the end of a run."""
     rows = [("method", "test acc", "train acc", "optimum rate", "time (s)")]
     for name, r in result["solvers"].items():
+        rate = "-"
+        if r["optimum_rate"] is not None:
+            rate = f"{r['optimum_rate']:.3f} (top-1 {r['top1_optimum_rate']:.3f})"
         rows.append(
             (
-                f"{name} (masks)",
+                f"{name} ({'trained' if name == 'dense' else 'masks'})",
                 _acc(r["test_accuracy"]),
                 _acc(r["train_accuracy"]),
-                f"{r['optimum_rate']:.3f} (top-1 {r['top1_optimum_rate']:.3f})",
+                rate,
                 f"{r['run_s']:.1f} + {r['compile_s']:.1f} compile",
             )
         )
@@ -911,6 +1115,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     d = result["dataset"]
     res = result["resources"]
+    if result["method"] in _BASELINES:
+        entry = result["solvers"][result["method"]][result["method"]]
+        print(
+            f"\n{d['name']}: {d['n_train']} train / {d['n_val']} val / "
+            f"{d['n_test']} test; {settings['model']} with "
+            f"{result['model']['weights']} weights; {settings['epochs']} epochs "
+            f"(kept epoch {entry['best_epoch']}, {entry['network_evals']:.0f} "
+            f"forward-backward passes of the training split), kept fraction "
+            f"{entry['kept_fraction']:.3f}"
+        )
+        print(format_table(result))
+        print(where)
+        return 0
     if result["method"] == "distill":
         m = result["model"]
         print(

@@ -40,9 +40,13 @@ import numpy as np
 import optax
 from flax import nnx
 
+from qselax.training import check_budget, fit
+
 __all__ = [
     "INITS",
     "MASK_LEVELS",
+    "MODELS",
+    "PRESETS",
     "DenseResult",
     "MaskableCNN",
     "MaskableMLP",
@@ -64,6 +68,17 @@ __all__ = [
 ]
 
 INITS = ("signed_constant", "kaiming_normal", "kaiming_uniform", "uniform")
+MODELS = ("mlp", "cnn", "lenet300", "conv4")
+# The strong-lottery-ticket field's networks (fixed widths; see make_model).
+PRESETS = {
+    "lenet300": {"kind": "mlp", "hidden": (300, 100)},
+    "conv4": {
+        "kind": "cnn",
+        "channels": (64, 64, 128, 128),
+        "pools": (False, True, False, True),
+        "hidden": (256, 256),
+    },
+}
 MASK_LEVELS = ("weight", "neuron")
 
 Masks = tuple[jax.Array, ...]
@@ -178,12 +193,15 @@ class MaskableMLP(nnx.Module):
 
 
 class MaskableCNN(nnx.Module):
-    """A small bias-free ReLU CNN (3x3 convs, 2x2 max-pool after each) plus an MLP head.
+    """A bias-free ReLU CNN of 3x3 convs (2x2 max-pools where ``pools`` says) and an
+    MLP head.
 
     Args:
         in_shape: image shape ``(H, W, C)``.
         channels: conv channel counts.
         hidden: dense hidden widths after flattening.
+        pools: per conv layer, whether a 2x2 max-pool follows it (default: after
+            every conv; Conv-4 pools after the 2nd and 4th).
         num_classes: number of logits.
         init: one of :data:`INITS`.
         mask_level: ``"weight"`` or ``"neuron"`` (per channel for conv layers).
@@ -197,11 +215,17 @@ class MaskableCNN(nnx.Module):
         hidden: Sequence[int],
         num_classes: int,
         *,
+        pools: Sequence[bool] | None = None,
         init: str = "signed_constant",
         mask_level: str = "weight",
         rngs: nnx.Rngs,
     ):
         _check_choice("mask_level", mask_level, MASK_LEVELS)
+        pools = (True,) * len(channels) if pools is None else tuple(map(bool, pools))
+        if len(pools) != len(channels):
+            raise ValueError(
+                f"pools needs one flag per conv layer ({len(channels)}), got {pools}"
+            )
         in_shape = tuple(int(s) for s in in_shape)
         if len(in_shape) != 3 or min(in_shape) < 1:
             raise ValueError(f"in_shape must be (H, W, C), got {in_shape}")
@@ -212,16 +236,18 @@ class MaskableCNN(nnx.Module):
         self.mask_level = mask_level
         self.init = init
         self.num_conv = len(channels)
+        self.pools = pools
         init_fn = kernel_init(init)
         layers = []
-        for ch in channels:
+        for ch, pool in zip(channels, pools, strict=True):
             layers.append(
                 nnx.Conv(
                     c, int(ch), (3, 3), use_bias=False, kernel_init=init_fn, rngs=rngs
                 )
             )
             c = int(ch)
-            height, width = max(height // 2, 1), max(width // 2, 1)
+            if pool:
+                height, width = max(height // 2, 1), max(width // 2, 1)
         widths = (height * width * c, *map(int, hidden), int(num_classes))
         for a, b in zip(widths[:-1], widths[1:], strict=True):
             layers.append(
@@ -252,7 +278,7 @@ class MaskableCNN(nnx.Module):
             # Halve each spatial axis longer than 1 (as the head's width assumes);
             # a length-1 axis is left as it is rather than skipping the pool.
             window = tuple(2 if d > 1 else 1 for d in h.shape[1:3])
-            if window != (1, 1):
+            if self.pools[l] and window != (1, 1):
                 h = nnx.max_pool(h, window, window)
             if l == self.num_conv - 1:
                 h = h.reshape(h.shape[0], -1)
@@ -343,18 +369,37 @@ def make_model(
     *,
     hidden: Sequence[int] = (128,),
     channels: Sequence[int] = (8, 16),
+    width: float = 1.0,
     init: str = "signed_constant",
     mask_level: str = "weight",
     seed: int = 0,
 ) -> Model:
-    """Builds a maskable ``"mlp"`` or ``"cnn"`` for a dataset's feature shape."""
-    _check_choice("model", kind, ("mlp", "cnn"))
+    """Builds a maskable network of one of :data:`MODELS` for a dataset.
+
+    ``"mlp"`` and ``"cnn"`` take ``hidden`` (and ``channels``); the presets of the
+    strong-lottery-ticket literature fix them (:data:`PRESETS`): ``"lenet300"`` is
+    LeNet-300-100 (hidden 300, 100; 266,200 weights on 28x28 inputs) and
+    ``"conv4"`` the Conv-4 of Frankle & Carbin and Ramanujan et al. (convs 64, 64,
+    pool, 128, 128, pool; dense 256, 256).  ``width`` multiplies every hidden width
+    and channel count (rounded, at least 1), as in those papers' width sweeps.
+    """
+    _check_choice("model", kind, MODELS)
     _check_choice("init", init, INITS)
+    if not width > 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    preset = PRESETS.get(kind, {})
+    hidden = preset.get("hidden", hidden)
+    channels = preset.get("channels", channels)
+    pools = preset.get("pools")
+
+    def scale(sizes):
+        return tuple(max(1, round(int(v) * width)) for v in sizes)
+
     rngs = nnx.Rngs(params=seed)
-    if kind == "mlp":
+    if preset.get("kind", kind) == "mlp":
         return MaskableMLP(
             math.prod(feature_shape),
-            hidden,
+            scale(hidden),
             num_classes,
             init=init,
             mask_level=mask_level,
@@ -362,14 +407,15 @@ def make_model(
         )
     if len(feature_shape) != 3:
         raise ValueError(
-            "model 'cnn' needs image features (H, W, C), got shape "
+            f"model {kind!r} needs image features (H, W, C), got shape "
             f"{tuple(feature_shape)}"
         )
     return MaskableCNN(
         feature_shape,
-        channels,
-        hidden,
+        scale(channels),
+        scale(hidden),
         num_classes,
+        pools=pools,
         init=init,
         mask_level=mask_level,
         rngs=rngs,
@@ -395,7 +441,12 @@ def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 class DenseResult(NamedTuple):
-    """The trained dense twin: its weights and its accuracies."""
+    """The trained dense twin: its weights, its accuracies and its budget.
+
+    ``best_epoch`` is the kept (best-validation) epoch, ``samples`` the training
+    samples passed forward and backward, ``compile_s``/``run_s`` the timings and
+    ``history`` one ``{"epoch", "loss", "val_accuracy"}`` dict per epoch.
+    """
 
     graphdef: Any
     weights: Any
@@ -403,6 +454,11 @@ class DenseResult(NamedTuple):
     val_accuracy: float
     test_accuracy: float
     epochs: int
+    best_epoch: int = 0
+    samples: int = 0
+    compile_s: float = 0.0
+    run_s: float = 0.0
+    history: tuple = ()
 
 
 def train_dense(
@@ -426,58 +482,51 @@ def train_dense(
         data: a :class:`qselax.data.Dataset`.
         epochs, batch_size, learning_rate: Adam budget.
     """
-    if epochs < 1 or batch_size < 1 or learning_rate <= 0:
-        raise ValueError(
-            "epochs and batch_size must be >= 1 and learning_rate > 0, got "
-            f"{epochs=}, {batch_size=}, {learning_rate=}"
-        )
+    check_budget(epochs, batch_size, learning_rate)
     graphdef, weights = nnx.split(model)
-    x = jnp.asarray(data.x_train)
-    y = jnp.asarray(data.y_train)
-    n = x.shape[0]
-    batch_size = min(batch_size, n)
-    steps = n // batch_size
-    opt = optax.adam(learning_rate)
 
-    def loss_fn(w, xb, yb):
+    def loss_fn(w, key, xb, yb):
         return cross_entropy(apply_masked(graphdef, w, None, xb), yb)
 
-    def epoch(carry, k):
-        w, state, best_w, best_acc = carry
-        perm = jax.random.permutation(k, n)[: steps * batch_size].reshape(steps, -1)
+    def evaluate(w, split):
+        xs, ys = split
+        return {"select": accuracy(apply_masked(graphdef, w, None, xs), ys)}
 
-        def step(c, idx):
-            w, state = c
-            grads = jax.grad(loss_fn)(w, x[idx], y[idx])
-            upd, state = opt.update(grads, state, w)
-            return (optax.apply_updates(w, upd), state), None
-
-        (w, state), _ = jax.lax.scan(step, (w, state), perm)
-        acc = accuracy(apply_masked(graphdef, w, None, xv), yv)
-        better = acc > best_acc
-        best_w = jax.tree.map(lambda a, b: jnp.where(better, a, b), w, best_w)
-        return (w, state, best_w, jnp.maximum(acc, best_acc)), acc
-
-    xv, yv = jnp.asarray(data.x_val), jnp.asarray(data.y_val)
-
-    @jax.jit
-    def run(w, k):
-        init = (w, opt.init(w), w, jnp.asarray(-1.0))
-        (_, _, best_w, _), _ = jax.lax.scan(epoch, init, jax.random.split(k, epochs))
-        return best_w
-
-    best = run(weights, key)
+    val = (jnp.asarray(data.x_val), jnp.asarray(data.y_val))
+    out = fit(
+        key,
+        loss_fn,
+        weights,
+        optax.adam(learning_rate),
+        jnp.asarray(data.x_train),
+        jnp.asarray(data.y_train),
+        val,
+        evaluate,
+        epochs=epochs,
+        batch_size=batch_size,
+    )
 
     def acc(xs, ys):
-        return float(accuracy(apply_masked(graphdef, best, None, jnp.asarray(xs)), ys))
+        logits = apply_masked(graphdef, out.params, None, jnp.asarray(xs))
+        return float(accuracy(logits, jnp.asarray(ys)))
 
     return DenseResult(
         graphdef,
-        best,
-        acc(data.x_train, jnp.asarray(data.y_train)),
-        acc(data.x_val, yv),
-        acc(data.x_test, jnp.asarray(data.y_test)),
+        out.params,
+        acc(data.x_train, data.y_train),
+        acc(data.x_val, data.y_val),
+        acc(data.x_test, data.y_test),
         epochs,
+        out.best_epoch,
+        out.samples,
+        out.compile_s,
+        out.run_s,
+        tuple(
+            {"epoch": e + 1, "loss": float(loss), "val_accuracy": float(val)}
+            for e, (loss, val) in enumerate(
+                zip(out.history["loss"], out.history["select"], strict=True)
+            )
+        ),
     )
 
 
