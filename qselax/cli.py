@@ -117,11 +117,11 @@ DEFAULTS = {
     "init": None,  # the method's: DIRECT_INIT or DistillConfig.init
     "mask_level": _DISTILL.mask_level,
     "grouping": _SELECT.grouping,
-    "k": _SELECT.k,
-    "solver": "vqe,exhaustive",
+    "k": None,  # the method's (as sweeps, solver and block_size)
+    "solver": None,
     "sweeps": None,  # the method's: SelectConfig, DistillConfig or NKESNConfig
     "mode": _SELECT.mode,
-    "block_size": _SELECT.block_size,
+    "block_size": None,
     "cost": _SELECT.cost,
     "init_mask": _SELECT.init_mask,
     "evaluator": _SELECT.evaluator,
@@ -168,9 +168,21 @@ DEFAULTS = {
     "out": "runs/latest",
 }
 _METHOD_DEFAULTS = {
-    "direct": {"init": DIRECT_INIT, "sweeps": _SELECT.sweeps},
-    "distill": {"init": _DISTILL.init, "sweeps": _DISTILL.sweeps},
-    "nk-esn": {"sweeps": _NK.sweeps},
+    "direct": {
+        "init": DIRECT_INIT,
+        "sweeps": _SELECT.sweeps,
+        "k": _SELECT.k,
+        "block_size": _SELECT.block_size,
+        "solver": "vqe,exhaustive",
+    },
+    "distill": {
+        "init": _DISTILL.init,
+        "sweeps": _DISTILL.sweeps,
+        "k": _DISTILL.k,
+        "block_size": _DISTILL.block_size,
+        "solver": _DISTILL.solver.name,
+    },
+    "nk-esn": {"sweeps": _NK.sweeps, "k": _ESN.k, "solver": "vqe,exhaustive"},
     **{m: {"init": DIRECT_INIT, **SCORE_DEFAULTS[m]} for m in SCORE_METHODS},
     "dense": {
         "init": DIRECT_INIT,
@@ -272,15 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     a("--init", choices=INITS, help="weight init scheme (default signed_constant)")
     a("--mask-level", choices=MASK_LEVELS, help="weight or neuron masks")
     a("--grouping", choices=GROUPINGS, help="how bits form groups (default fan_in)")
-    a("--k", type=int, help="bits (qubits) per group (default 8)")
+    a("--k", type=int, help="bits (qubits) per group (default 8; distill 6)")
     a(
         "--solver",
         help=f"comma-separated solvers from {tuple(SOLVERS)}; the first is "
-        "the run's solver (default vqe,exhaustive)",
+        "the run's solver (default vqe,exhaustive; distill: exhaustive)",
     )
-    a("--sweeps", type=int, help="sweeps per solver (default 3)")
+    a("--sweeps", type=int, help="sweeps per solver (default 3; distill 8)")
     a("--mode", choices=SWEEP_MODES, help="sweep mode (default sequential)")
-    a("--block-size", type=int, help="groups per block in sequential sweeps (64)")
+    a("--block-size", type=int, help="groups solved together (64; distill 16)")
     a("--cost", choices=COSTS, help="cost on the cost split: ce or error (default ce)")
     a("--init-mask", choices=INIT_MASKS, help="starting mask (default ones)")
     a(
@@ -341,11 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="supermask: evaluate the expected (sigmoid > 1/2) or a sampled mask",
     )
     a("--teacher-hidden", help="distill: teacher hidden widths, comma-separated (32)")
-    a("--width-factor", type=int, help="distill: student width / teacher width (4)")
+    a("--width-factor", type=int, help="distill: student width / teacher width (8)")
     a(
         "--compression",
         choices=COMPRESSIONS,
-        help="distill: student output to teacher width (default pool)",
+        help="distill: student output to teacher width (default magnitude)",
     )
     a(
         "--hidden-width",

@@ -149,7 +149,8 @@ def score_config(method: str, **overrides) -> ScoreConfig:
     unknown = sorted(set(overrides) - set(SCORE_DEFAULTS[method]))
     if unknown:
         raise ValueError(f"unknown score settings {unknown}")
-    return ScoreConfig(method=method, **{**SCORE_DEFAULTS[method], **overrides})
+    config = ScoreConfig(method=method, **{**SCORE_DEFAULTS[method], **overrides})
+    return config.validate()
 
 
 def init_scores(key: jax.Array, model: Model) -> tuple[jax.Array, ...]:

@@ -1,0 +1,191 @@
+"""Generalisation experiment: qselax masks beside edge-popup, supermask and dense.
+
+Every row is one ``qselax run`` (:func:`qselax.cli.run`, the same code as the
+command line) on one dataset, network and seed: the quantum and exhaustive
+selections (``--method direct``, cost on the training split, the kept sweep chosen on
+validation), the field's score-trained mask finders (``--method edge-popup`` and
+``--method supermask``, tuned on validation by ``tune.py``) and the trained dense twin
+(``--method dense``), all on the same frozen random weights and splits.  One JSON line
+per run (test/val/train accuracy, wall time, network evaluations) is appended to
+``<out>/<suite>.jsonl``; runs already there are skipped, so a killed job resumes.
+``--table`` prints the README's table (mean ± std over seeds).  Usage::
+
+    python experiments/generalisation/main.py --suite digits
+    python experiments/generalisation/main.py --table
+    python experiments/generalisation/main.py --smoke
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: E402
+
+from qselax.cli import DEFAULTS, build_parser, resolve, run  # noqa: E402
+
+# Each suite: the shared settings (long flag names) and its rows (name -> settings).
+_SELECT = {"method": "direct", "dense_epochs": 0}
+ROWS = {
+    "exhaustive": {**_SELECT, "solver": "exhaustive"},
+    "vqe": {**_SELECT, "solver": "vqe"},
+    "edge-popup": {"method": "edge-popup"},
+    "supermask": {"method": "supermask"},
+    "dense": {"method": "dense"},
+}
+SUITES = {
+    "digits": {"dataset": "digits"},
+    "digits-wide": {"dataset": "digits", "width": 4.0},
+    "wine": {"dataset": "wine"},
+    "breast_cancer": {"dataset": "breast_cancer"},
+    "tabular": {"dataset": "csv:{tabular}"},
+}
+SMOKE = {"dataset": "iris", "hidden": "8", "k": 3, "sweeps": 1, "epochs": 2}
+
+
+def tabular_csv(directory: Path) -> Path:
+    """The issue's generated tabular task as a CSV (features..., label)."""
+    from sklearn.datasets import make_classification
+
+    path = directory / "make_classification_600x12.csv"
+    if not path.exists():
+        x, y = make_classification(
+            n_samples=600,
+            n_features=12,
+            n_informative=6,
+            n_classes=3,
+            random_state=7,
+        )
+        rows = np.column_stack([x, y])
+        np.savetxt(path, rows, delimiter=",", fmt=["%.8g"] * 12 + ["%d"])
+    return path
+
+
+def settings_of(suite: dict, row: dict, seed: int, out: Path, extra: dict) -> dict:
+    """The resolved CLI settings of one run (through the CLI's own checks)."""
+    given = {**suite, **row, **extra, "seed": seed, "out": str(out)}
+    if row["method"] != "direct":
+        given = {k: v for k, v in given.items() if k not in ("k", "sweeps", "solver")}
+    else:
+        given.pop("epochs", None)
+    args = build_parser().parse_args(["run", "--quiet"])
+    for key, value in given.items():
+        if key not in DEFAULTS:
+            raise KeyError(key)
+        setattr(args, key, value)
+    return resolve(args)
+
+
+def record(suite_name: str, row_name: str, seed: int, result: dict, wall: float):
+    main = result["solvers"][result["solver"]]
+    own = main.get(result["method"], {})
+    evals = main["landscape_evals"]
+    if evals is None:
+        evals = own.get("network_evals")
+    return {
+        "suite": suite_name,
+        "row": row_name,
+        "seed": seed,
+        "test": main["test_accuracy"],
+        "val": main["val_accuracy"],
+        "train": main["train_accuracy"],
+        "network_evals": evals,
+        "run_s": main["run_s"],
+        "compile_s": main["compile_s"],
+        "wall_s": wall,
+        "kept_fraction": own.get("kept_fraction"),
+        "best": own.get("best_sweep", own.get("best_epoch")),
+        "weights": result["model"]["weights"],
+        "config": result["config"],
+    }
+
+
+def main() -> None:
+    p = common.parser(__file__, __doc__)
+    p.add_argument("--suite", choices=list(SUITES), default="digits")
+    p.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="extra CLI setting for every row, e.g. sweeps=6 (recorded)",
+    )
+    p.add_argument("--tag", default="", help="suffix of the row names (variants)")
+    args = p.parse_args()
+    if args.table:
+        table(common.table_dir(args, __file__))
+        return
+    out = common.out_dir(args, __file__)
+    extra = {}
+    for item in args.set:
+        name, _, raw = item.partition("=")
+        extra[name] = json.loads(raw)
+    if args.smoke:
+        common.smoke_jax()
+        suite, seeds, extra = SMOKE, args.seeds[:1], {**extra}
+        suite_name = "smoke"
+    else:
+        suite, seeds, suite_name = dict(SUITES[args.suite]), args.seeds, args.suite
+    if "{tabular}" in str(suite.get("dataset")):
+        suite["dataset"] = "csv:" + str(tabular_csv(out))
+    path = out / f"{suite_name}.jsonl"
+    done = set()
+    if path.exists():
+        done = {(r["row"], r["seed"]) for r in common.read_jsonl(path)}
+    for seed in seeds:
+        for row_name in args.rows:
+            name = row_name + args.tag
+            if (name, seed) in done:
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                settings = settings_of(suite, ROWS[row_name], seed, Path(tmp), extra)
+                start = time.perf_counter()
+                result = run(settings, progress=False)
+                wall = time.perf_counter() - start
+            rec = record(suite_name, name, seed, result, wall)
+            common.write_jsonl(path, [rec], append=True)
+            print(
+                f"{suite_name} {name} seed {seed}: test {rec['test']:.4f} "
+                f"val {rec['val']:.4f} ({wall:.1f} s)",
+                flush=True,
+            )
+
+
+def table(directory: Path) -> None:
+    results = common.read_results(directory)
+    for suite_name, records in results.items():
+        if suite_name == "tune":
+            continue
+        rows = defaultdict(list)
+        for r in records:
+            rows[r["row"]].append(r)
+        first = records[0]
+        print(f"\n### {suite_name} ({first['weights']} weights)\n")
+        body = []
+        for name, rs in rows.items():
+            evals = [r["network_evals"] for r in rs if r["network_evals"] is not None]
+            body.append(
+                (
+                    name,
+                    len(rs),
+                    common.mean_std([r["test"] for r in rs], "{:.4f}"),
+                    common.mean_std([r["val"] for r in rs], "{:.4f}"),
+                    f"{np.mean([r['wall_s'] for r in rs]):.1f}",
+                    f"{np.mean(evals):.0f}" if evals else "-",
+                )
+            )
+        header = ("row", "seeds", "test", "val", "wall (s)", "network evals")
+        print(common.markdown(header, body))
+
+
+if __name__ == "__main__":
+    main()
