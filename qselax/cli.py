@@ -128,6 +128,7 @@ DEFAULTS = {
     "memory_mb": _SELECT.memory_mb,
     "cost_split": _SELECT.cost_split,
     "cost_samples": _SELECT.cost_samples,
+    "batch_samples": _SELECT.batch_samples,
     "patience": _SELECT.patience,
     "val_samples": _DISTILL.val_samples,
     "oracle": _SELECT.oracle,
@@ -213,6 +214,7 @@ _APPLIES = {
         "memory_mb",
         "cost_split",
         "cost_samples",
+        "batch_samples",
         "patience",
         "oracle",
         "dense_epochs",
@@ -310,7 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="direct: the split the selection cost is taken on (default train; "
         "val is the paper's literal setting); validation picks the kept sweep",
     )
-    a("--cost-samples", type=int, help="direct: cap on cost-split samples")
+    a(
+        "--cost-samples",
+        type=int,
+        help="direct: cap on cost-split samples (with --batch-samples: the fixed "
+        "acceptance sample)",
+    )
+    a(
+        "--batch-samples",
+        type=int,
+        help="direct: subsampled landscapes, exact on a fresh seeded minibatch of "
+        "this many cost-split samples per block (for large data)",
+    )
     a(
         "--patience",
         type=int,
@@ -754,6 +767,7 @@ def run_direct(settings: dict, *, progress: bool = True) -> dict:
                 "val_loss": acc["val"]["loss"],
                 "kept_fraction": kept,
                 "best_sweep": sel.best_sweep,
+                "landscape_samples": sel.landscape_samples,
                 "entanglement": sel.entanglement,
             },
         }

@@ -133,6 +133,11 @@ class Landscape(NamedTuple):
         metrics: ``(params, flat) -> dict`` of scalars, or ``None``.
         network_oracle: whether ``costs`` evaluates ``configs`` by the network
             itself (else only ``oracle="landscape"`` applies).
+        subsample: ``(params, key) -> params`` whose landscape sample is a fresh
+            seeded minibatch, or ``None`` (exact landscapes on the whole sample).
+            The sweep draws one per block (sequential) or per sweep (parallel)
+            for ``prepare``/``costs``; ``total`` (the acceptance) keeps the
+            original ``params``: a larger fixed sample.
     """
 
     k: int
@@ -142,6 +147,7 @@ class Landscape(NamedTuple):
     total: Callable
     metrics: Callable | None = None
     network_oracle: bool = False
+    subsample: Callable | None = None
 
     @property
     def num_groups(self) -> int:
@@ -235,24 +241,33 @@ class NetParams(NamedTuple):
 
     Attributes:
         weights: the network's state from ``nnx.split(model)`` (merged inside jit).
-        x, y: the cost split: ``(B, *features)`` inputs and ``(B,)`` labels.
+        x, y: the cost split: ``(B, *features)`` inputs and ``(B,)`` labels (with
+            a ``pool``: the fixed acceptance sample).
         splits: ``{name: (x, y)}`` splits scored after every sweep (metrics).
+        pool: ``(x, y)`` the subsampled landscapes draw their minibatches from
+            (``(P, *features)``, ``(P,)``), or ``None`` (exact landscapes on ``x``).
     """
 
     weights: Any
     x: jax.Array
     y: jax.Array
     splits: dict
+    pool: tuple | None = None
 
 
-def network_params(model: Model, x, y, splits: Mapping | None = None) -> NetParams:
-    """The ``params`` of :func:`network_landscape`: weights, cost and scored splits."""
+def network_params(
+    model: Model, x, y, splits: Mapping | None = None, pool=None
+) -> NetParams:
+    """The ``params`` of :func:`network_landscape`: weights, cost sample, scored
+    splits and (for subsampled landscapes) the minibatch pool ``(x, y)``."""
     _, weights = nnx.split(model)
     splits = {
         name: (jnp.asarray(sx), jnp.asarray(sy))
         for name, (sx, sy) in (splits or {}).items()
     }
-    return NetParams(weights, jnp.asarray(x), jnp.asarray(y), splits)
+    if pool is not None:
+        pool = (jnp.asarray(pool[0]), jnp.asarray(pool[1]))
+    return NetParams(weights, jnp.asarray(x), jnp.asarray(y), splits, pool)
 
 
 def _is_dense(model: Model, l: int) -> bool:
@@ -293,6 +308,7 @@ def network_landscape(
     cost: str = "ce",
     evaluator: str = "auto",
     memory_mb: float = 1024.0,
+    batch: int | None = None,
 ) -> Landscape:
     """The masked network's cost on a data split, for every group of ``grouping``.
 
@@ -300,6 +316,11 @@ def network_landscape(
     mean ``cost`` of the masked network on ``(params.x, params.y)``; ``metrics``
     gives ``{split}_cost`` and ``{split}_accuracy`` of every split in
     ``params.splits``.  Segments are the network's layers (those with groups).
+
+    With ``batch = M`` the landscapes are *subsampled*: ``subsample(params, key)``
+    draws M distinct samples of ``params.pool`` (seeded by the sweep's key, a new
+    draw per block), the landscapes are exact on them, and the acceptance
+    (``total``) stays on the fixed ``(params.x, params.y)``.
 
     Args:
         model: the maskable network (only its structure and shapes are read here).
@@ -310,6 +331,8 @@ def network_landscape(
         evaluator: ``"auto"`` (``rank1`` where layers are dense, else ``suffix``),
             ``"rank1"``, ``"suffix"`` or ``"naive"``.
         memory_mb: budget for one chunk's working set.
+        batch: minibatch size M of subsampled landscapes (``num_samples`` must
+            then be M), or ``None``.
 
     Raises:
         ValueError: unknown cost/evaluator, a grouping that does not match the
@@ -321,6 +344,11 @@ def network_landscape(
         raise ValueError(f"evaluator must be one of {EVALUATORS}, got {evaluator!r}")
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if batch is not None and batch != num_samples:
+        raise ValueError(
+            f"subsampled landscapes average over batch = {batch} samples; "
+            f"num_samples must equal it, got {num_samples}"
+        )
     if not memory_mb > 0:
         raise ValueError(f"memory_mb must be > 0, got {memory_mb}")
     if tuple(grouping.shapes) != tuple(mask_shapes(model)):
@@ -478,8 +506,20 @@ def network_landscape(
             out[f"{name}_accuracy"] = accuracy(logits, y)
         return out
 
+    def subsample(params: NetParams, key):
+        px, py = params.pool
+        idx = jax.random.permutation(key, py.shape[0])[:batch]
+        return params._replace(x=px[idx], y=py[idx])
+
     return Landscape(
-        k, tuple(segments), prepare, costs, total, metrics, network_oracle=True
+        k,
+        tuple(segments),
+        prepare,
+        costs,
+        total,
+        metrics,
+        network_oracle=True,
+        subsample=None if batch is None else subsample,
     )
 
 

@@ -85,7 +85,12 @@ class SelectConfig:
             those of the sweep with the lowest validation cost; the test split is
             only scored (every sweep's record holds all three accuracies).
         cost_samples: use only the first this-many samples of the cost split
-            (None: all).
+            (None: all); with ``batch_samples``, the fixed acceptance sample.
+        batch_samples: subsampled landscapes (for large data): every block's
+            landscapes are exact on a fresh seeded minibatch of this many samples
+            of the whole cost split, and a block's proposals are accepted on the
+            fixed ``cost_samples`` sample (None: exact landscapes on the cost
+            sample, today's default).
         patience: stop after this many sweeps without a lower validation cost
             (None: run every sweep).
         oracle: where finite-shot solvers get sampled configurations' costs:
@@ -105,6 +110,7 @@ class SelectConfig:
     init_mask: str = "ones"
     cost_split: str = "train"
     cost_samples: int | None = None
+    batch_samples: int | None = None
     patience: int | None = None
     oracle: str = "landscape"
 
@@ -126,7 +132,7 @@ class SelectConfig:
             check_choice(name, getattr(self, name), options)
         for name in ("sweeps", "block_size"):
             check_count(name, getattr(self, name))
-        for name in ("cost_samples", "patience"):
+        for name in ("cost_samples", "batch_samples", "patience"):
             if getattr(self, name) is not None:
                 check_count(name, getattr(self, name))
         return self
@@ -160,6 +166,9 @@ class Selection(NamedTuple):
         compile_s: seconds to compile one sweep.
         run_s: seconds of all sweeps after compilation.
         best_sweep: the sweep whose masks these are (lowest validation cost).
+        landscape_samples: samples each landscape entry averages over (the cost
+            sample, or the minibatch of subsampled landscapes): network
+            evaluations are ``landscape_evals`` passes over this many samples.
     """
 
     masks: Masks
@@ -178,6 +187,7 @@ class Selection(NamedTuple):
     compile_s: float
     run_s: float
     best_sweep: int
+    landscape_samples: int = 0
 
 
 def score(graphdef, weights, masks: Masks | None, x, y) -> dict:
@@ -198,7 +208,10 @@ def plan(model: Model, data, config: SelectConfig):
     Everything that can fail on bad settings happens here, before any heavy work.
 
     Returns:
-        ``(grouping, landscape, solver, (x, y))`` with ``(x, y)`` the cost split.
+        ``(grouping, landscape, solver, (x, y), pool)`` with ``(x, y)`` the cost
+        sample (the acceptance sample of subsampled landscapes) and ``pool`` the
+        whole cost split minibatches are drawn from (``None`` unless
+        ``config.batch_samples``).
     """
     config.validate()
     grouping = make_grouping(config.grouping, model, config.k)
@@ -206,19 +219,28 @@ def plan(model: Model, data, config: SelectConfig):
         np.asarray(getattr(data, f"x_{config.cost_split}")),
         np.asarray(getattr(data, f"y_{config.cost_split}")),
     )
+    pool, batch = None, config.batch_samples
+    if batch is not None:
+        if batch > len(y):
+            raise ValueError(
+                f"batch_samples = {batch} exceeds the {len(y)} samples of the "
+                f"{config.cost_split} split"
+            )
+        pool = (x, y)
     if config.cost_samples is not None:
         x, y = x[: config.cost_samples], y[: config.cost_samples]
     landscape = network_landscape(
         model,
         grouping,
-        num_samples=x.shape[0],
+        num_samples=x.shape[0] if batch is None else batch,
         feature_shape=tuple(x.shape[1:]),
         cost=config.cost,
         evaluator=config.evaluator,
         memory_mb=config.memory_mb,
+        batch=batch,
     )
     solver = make_solver(config.solver, config.k)
-    return grouping, landscape, solver, (x, y)
+    return grouping, landscape, solver, (x, y), pool
 
 
 def select(
@@ -248,7 +270,7 @@ def select(
         ValueError: bad settings, a grouping that does not fit the model, or a
             landscape chunk over the memory budget, all before any heavy work.
     """
-    grouping, landscape, solver, (x, y) = plan(model, data, config)
+    grouping, landscape, solver, (x, y), pool = plan(model, data, config)
     sweep = make_sweep(
         landscape,
         solver,
@@ -263,7 +285,7 @@ def select(
         name: (getattr(data, f"x_{name}"), getattr(data, f"y_{name}"))
         for name in ("train", "val", "test")
     }
-    params = network_params(model, x, y, splits)
+    params = network_params(model, x, y, splits, pool)
     mask_key, state_key = jax.random.split(key)
     init = (
         ones_masks(model)
@@ -312,6 +334,7 @@ def select(
         compile_s=out.compile_s,
         run_s=out.run_s,
         best_sweep=out.best_sweep,
+        landscape_samples=int(config.batch_samples or len(y)),
     )
 
 

@@ -275,6 +275,14 @@ def make_sweep(
         info = SweepInfo(*per_group, landscape.total(params, flat), metrics)
         return SelectionState(flat, key, state.sweep + 1), info
 
+    def sample(params, key):
+        """The landscapes' params and the solver's key (a minibatch drawn from the
+        key where the landscape is subsampled; otherwise the key untouched)."""
+        if landscape.subsample is None:
+            return params, key
+        key, batch_key = jax.random.split(key)
+        return landscape.subsample(params, batch_key), key
+
     def with_oracle(params, flat, ctx, segment, arrays):
         if oracle != "network":
             return None
@@ -285,12 +293,13 @@ def make_sweep(
     def parallel(params, state: SelectionState):
         key, sub = jax.random.split(state.key)
         flat = state.flat
-        ctx = landscape.prepare(params, flat)
+        lparams, sub = sample(params, sub)
+        ctx = landscape.prepare(lparams, flat)
         arrays = [
             {name: jnp.asarray(a) for name, a in s.arrays.items()} for s in segments
         ]
         lands = jnp.concatenate(
-            [landscape.costs(params, flat, ctx, i, a) for i, a in enumerate(arrays)]
+            [landscape.costs(lparams, flat, ctx, i, a) for i, a in enumerate(arrays)]
         )
         sizes = np.cumsum([s.num_groups for s in segments])[:-1]
         oracle_fn = None
@@ -300,7 +309,7 @@ def make_sweep(
                 parts = jnp.split(configs, sizes)
                 return jnp.concatenate(
                     [
-                        landscape.costs(params, flat, ctx, i, a, part)
+                        landscape.costs(lparams, flat, ctx, i, a, part)
                         for i, (a, part) in enumerate(zip(arrays, parts, strict=True))
                     ]
                 )
@@ -323,8 +332,9 @@ def make_sweep(
 
             def body(flat, xs, i=i):
                 arrays, bkey = xs
-                ctx = landscape.prepare(params, flat)
-                lands = landscape.costs(params, flat, ctx, i, arrays)
+                lparams, bkey = sample(params, bkey)
+                ctx = landscape.prepare(lparams, flat)
+                lands = landscape.costs(lparams, flat, ctx, i, arrays)
                 return solve_accept(
                     params,
                     flat,
@@ -332,7 +342,7 @@ def make_sweep(
                     arrays["index"],
                     arrays["valid"],
                     lands,
-                    with_oracle(params, flat, ctx, i, arrays),
+                    with_oracle(lparams, flat, ctx, i, arrays),
                 )
 
             flat, per_group = jax.lax.scan(

@@ -199,6 +199,8 @@ def test_line_search_never_increases_cost(seed, scale):
         ("init_mask", "zeros", "init_mask"),
         ("sweeps", 0, "sweeps"),
         ("cost_samples", 0, "cost_samples"),
+        ("batch_samples", 0, "batch_samples"),
+        ("batch_samples", 121, "exceeds the 120 samples"),
         ("cost_split", "test", "cost_split"),
         ("patience", 0, "patience"),
         ("block_size", 0, "block_size"),
@@ -257,3 +259,85 @@ def test_cost_split_validation_keeps_the_best_sweep_and_stops_early():
     )
     for record in lit.history:
         np.testing.assert_allclose(record["cost"], record["val_cost"], rtol=1e-6)
+
+
+# ------------------------------------------------------- subsampled landscapes
+
+
+def test_subsampled_landscapes_are_exact_on_their_minibatch():
+    """Each draw is M distinct pool samples, seeded, and the landscape is the exact
+    landscape of the network on that minibatch."""
+    data, model = tiny_data(), tiny_model()
+    grouping = make_grouping("fan_in", model, K)
+    land = network_landscape(model, grouping, num_samples=16, batch=16)
+    exact = network_landscape(model, grouping, num_samples=16)
+    params = network_params(
+        model, data.x_val, data.y_val, pool=(data.x_train, data.y_train)
+    )
+    flat = flatten_masks(random_masks(jax.random.key(1), model))
+    draws = [land.subsample(params, jax.random.key(i)) for i in (0, 0, 1)]
+    for d in draws:
+        chex.assert_shape(d.x, (16, 6))
+        rows = {tuple(r) for r in np.asarray(d.x)}
+        assert len(rows) == 16 and rows <= {tuple(r) for r in data.x_train}
+    np.testing.assert_array_equal(draws[0].x, draws[1].x)  # seeded
+    assert not np.array_equal(draws[0].x, draws[2].x)  # a new key, a new batch
+    mini = network_params(model, draws[2].x, draws[2].y)
+    np.testing.assert_allclose(
+        land.all(draws[2], flat), exact.all(mini, flat), rtol=1e-5, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="num_samples must equal"):
+        network_landscape(model, grouping, num_samples=20, batch=16)
+
+
+def test_subsampled_selection_accepts_on_the_fixed_sample_and_compiles_once():
+    data, model = tiny_data(), tiny_model()
+    cfg = SelectConfig(
+        k=K,
+        solver="exhaustive",
+        sweeps=3,
+        block_size=4,
+        batch_samples=24,
+        cost_samples=100,
+    )
+    g, w = nnx.split(model)
+    accept_x, accept_y = data.x_train[:100], data.y_train[:100]
+    start = float(cross_entropy(apply_masked(g, w, None, accept_x), accept_y))
+    sel = select(jax.random.key(0), model, data, cfg, progress=False)
+    costs = [start] + [h["cost"] for h in sel.history]  # the acceptance sample
+    assert all(b <= a + 1e-6 for a, b in zip(costs, costs[1:], strict=False))
+    assert costs[-1] < start - 0.05
+    final = float(cross_entropy(apply_masked(g, w, sel.masks, accept_x), accept_y))
+    assert sel.history[sel.best_sweep - 1]["cost"] == pytest.approx(final, rel=1e-5)
+    assert sel.landscape_samples == 24
+    again = select(jax.random.key(0), model, data, cfg, progress=False)
+    for a, b in zip(sel.masks, again.masks, strict=True):
+        np.testing.assert_array_equal(a, b)  # seeded minibatches
+
+
+def test_subsampled_sweep_traces_once_and_redraws_per_block():
+    data, model = tiny_data(), tiny_model()
+    grouping = make_grouping("fan_in", model, K)
+    land = network_landscape(model, grouping, num_samples=8, batch=8)
+    params = network_params(
+        model, data.x_train, data.y_train, pool=(data.x_train, data.y_train)
+    )
+    seen = []
+
+    def spy(p, key):
+        out = land.subsample(p, key)
+        jax.debug.callback(lambda x: seen.append(np.asarray(x)), out.y)
+        return out
+
+    sweep = make_sweep(
+        land._replace(subsample=spy), make_solver("exhaustive", K), block_size=4
+    )
+    step = jax.jit(chex.assert_max_traces(sweep, n=1))
+    state = initial_state(
+        jax.random.key(0), flatten_masks(random_masks(jax.random.key(4), model))
+    )
+    state, _ = step(params, state)
+    state, _ = step(params, state)
+    blocks = sum(-(-s.num_groups // 4) for s in land.segments)
+    assert len(seen) == 2 * blocks  # one minibatch per block and sweep
+    assert len({tuple(b) for b in seen}) > 1
