@@ -52,6 +52,7 @@ from qselax.esn import (
 )
 
 __all__ = [
+    "WARMUP",
     "ReferenceRun",
     "load_run",
     "read_mask",
