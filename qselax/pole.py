@@ -25,15 +25,17 @@ conserved.
 
 **Two plants** (:data:`PLANTS`, :func:`plant_config`).  ``"inverted"`` (the
 default :class:`PoleConfig`) is the standard benchmark: ``theta = 0`` is the
-upright, unstable equilibrium (linearised at rest, real eigenvalues about
-``±3.835`` and ``±12.1`` per second).  ``"reference"`` is the plant of the NK
-Echo State Network reference implementation (R. Tinós's C++ code): the same
+upright, unstable equilibrium (linearised at rest: real eigenvalues ``-12.20,
+-3.97, 0, 0, +3.97, +12.14`` per second).  ``"reference"`` is the plant of the
+NK Echo State Network reference implementation (R. Tinós's C++ code): the same
 equations with ``g = +9.80665`` in place of ``-9.8``, so ``theta = 0`` is the
-poles' *lowest* position and the rest state is stable (purely imaginary
-eigenvalues ``±3.835j`` and ``±12.13j``; a zero force keeps ``theta1`` within
-its 4.5 degree start for 1000 steps); it takes one RK4 step of 0.01 s per
-control step and keeps that code's fitness accounting (``fitness_rule``, below).
-:func:`rest_eigenvalues` gives the linearisation.
+poles' *lowest* position and the rest state is stable (eigenvalues ``±3.97j``
+and ``-0.03 ± 12.17j``, damped only by the hinge friction; a zero force keeps
+``theta1`` within its 4.5 degree start for 1000 steps); it takes one RK4 step
+of 0.01 s per control step and keeps that code's fitness accounting
+(``fitness_rule``, below).  :func:`rest_eigenvalues` gives the linearisation
+(with the cart held fixed the rates are each pole's ``sqrt(0.75 g / l)``,
+3.835 and 12.13 per second).
 
 **Time step.**  One *control step* (:func:`step`) holds the force
 ``F = force_mag * clip(y, -1, 1)`` constant over ``substeps`` classical RK4 steps
