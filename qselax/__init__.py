@@ -39,7 +39,7 @@ from qselax.networks import (
 )
 from qselax.nk import nk_dp, nk_exhaustive, nk_value
 from qselax.nk_selection import NKESNConfig, NKESNResult, nk_esn
-from qselax.pole import PoleConfig
+from qselax.pole import PLANTS, PoleConfig, plant_config
 from qselax.selection import SelectConfig, Selection, score, select
 from qselax.solvers import (
     SOLVERS,
@@ -57,6 +57,7 @@ __all__ = [
     "GROUPINGS",
     "INITS",
     "MASK_LEVELS",
+    "PLANTS",
     "SOLVERS",
     "SWEEP_MODES",
     "Dataset",
@@ -101,6 +102,7 @@ __all__ = [
     "nk_exhaustive",
     "nk_value",
     "ones_masks",
+    "plant_config",
     "random_masks",
     "read_idx",
     "scatter_bits",

@@ -25,7 +25,15 @@ same frozen network, :mod:`qselax.scores`), ``dense`` (the trained twin),
 block to reproduce its layers) or ``nk-esn`` (paper method B,
 :mod:`qselax.nk_selection`: an NK Echo State Network balancing two poles on a cart
 without velocity inputs, its committees scored by the 625-start generalisation
-test; data flags do not apply).  A flag of one method given to another is an error.
+test; data flags do not apply; ``--plant inverted|reference`` picks the plant of
+:func:`qselax.pole.plant_config` and ``--substeps`` its RK4 steps per control step).
+A flag of one method given to another is an error.
+
+``qselax replay DIR`` loads one run of the NK-ESN reference implementation's own
+files (``NN_r.dat``, ``NK_r.dat``, ``solDP_r.dat``; :mod:`qselax.reference`) and
+scores it: qselax's tabulation against the file's table, the DP optimum, and the
+generalisation scores of the reference's committees (prints JSON; ``--out FILE``
+also writes it).
 """
 
 from __future__ import annotations
@@ -59,7 +67,7 @@ from qselax.networks import (
 )
 from qselax.nk import CONNECTIVITIES
 from qselax.nk_selection import NK_MODES, NKESNConfig, nk_esn
-from qselax.pole import PoleConfig
+from qselax.pole import PLANTS, PoleConfig, plant_config
 from qselax.results import (
     COMMON_KEYS,
     SCHEMA,
@@ -162,6 +170,8 @@ DEFAULTS = {
     "connectivity": _ESN.connectivity,
     "nk_mode": ",".join(_NK.modes),
     "max_steps": PoleConfig().max_steps,
+    "plant": PLANTS[0],
+    "substeps": None,  # the plant's
     "top_fraction": _NK.top_fraction,
     "bias_scale": _ESN.bias_scale,
     "input_scale": _ESN.input_scale,
@@ -243,6 +253,8 @@ _APPLIES = {
         "connectivity",
         "nk_mode",
         "max_steps",
+        "plant",
+        "substeps",
         "top_fraction",
         "bias_scale",
         "input_scale",
@@ -397,12 +409,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="nk-esn: comma-separated from independent,shared (default both)",
     )
     a("--max-steps", type=int, help="nk-esn: episode cap in control steps (1000)")
+    a(
+        "--plant",
+        choices=PLANTS,
+        help="nk-esn: the double pole (inverted, default) or the NK-ESN reference "
+        "code's plant (reference: hanging poles, one 0.01 s RK4 step per control "
+        "step)",
+    )
+    a("--substeps", type=int, help="nk-esn: RK4 steps of 0.01 s per control step")
     a("--top-fraction", type=float, help="nk-esn: share of the top committee (0.2)")
     a("--bias-scale", type=float, help="nk-esn: multiplies all biases (1)")
     a("--input-scale", type=float, help="nk-esn: multiplies the input weights (1)")
     a("--output-scale", type=float, help="nk-esn: output gain (1)")
     a("--out", help="output directory (default runs/latest)")
     a("--quiet", action="store_true", help="no progress bars")
+    replay = sub.add_parser(
+        "replay", help="score a run of the NK-ESN reference implementation's files"
+    )
+    replay.add_argument("dir", help="folder of NN_r.dat, NK_r.dat, solDP_r.dat")
+    replay.add_argument("--run", type=int, default=0, help="run number r (0)")
+    replay.add_argument(
+        "--plant", choices=PLANTS, default="reference", help="(default reference)"
+    )
+    replay.add_argument("--substeps", type=int, help="RK4 steps per control step")
+    replay.add_argument("--out", help="also write the JSON to this file")
     return parser
 
 
@@ -492,6 +522,8 @@ def resolve(args: argparse.Namespace) -> dict:
     for s in solvers:
         _spec(settings, s)  # option names
     if method == "nk-esn":
+        if settings["substeps"] is None:
+            settings["substeps"] = _plant(settings["plant"]).substeps
         _nk_config(settings).validate()
     keep = set(_APPLIES[method]) | ({*_VQE_KEYS} if "vqe" in solvers else set())
     return _kept(settings, keep)
@@ -617,10 +649,12 @@ def _nk_config(settings: dict) -> NKESNConfig:
     for mode in modes:
         if mode not in NK_MODES:
             raise ValueError(f"--nk-mode {mode!r} is not one of {NK_MODES}")
+    substeps = settings.get("substeps")
+    extra = {} if substeps is None else {"substeps": substeps}
     try:
-        plant = PoleConfig(max_steps=settings["max_steps"])
+        plant = _plant(settings["plant"], max_steps=settings["max_steps"], **extra)
     except ValueError as err:
-        raise ValueError(f"--max-steps: {err}") from None
+        raise ValueError(f"--plant/--max-steps/--substeps: {err}") from None
     esn = ("n", "k", "reservoir", "connectivity", "bias_scale", "input_scale")
     return NKESNConfig(
         esn=ESNConfig(
@@ -632,6 +666,12 @@ def _nk_config(settings: dict) -> NKESNConfig:
         sweeps=settings["sweeps"],
         top_fraction=settings["top_fraction"],
     )
+
+
+def _plant(name, **overrides) -> PoleConfig:
+    if name not in PLANTS:
+        raise ValueError(f"--plant must be one of {PLANTS}, got {name!r}")
+    return plant_config(name, **overrides)
 
 
 class _MetricsLog:
@@ -1041,6 +1081,8 @@ def run_nk_esn(settings: dict, *, progress: bool = True) -> dict:
         "nk_optimum": res.optimum,
         "tabulate_s": res.tabulate_s,
         "episodes": res.episodes,
+        "best_entry": res.best_entry,
+        "pole": dataclasses.asdict(config.pole),
     }
     result = _document(settings, entries, references, None, model, extra)
     arrays = {"fitness": np.asarray(res.landscapes.fitness)}
@@ -1118,8 +1160,29 @@ def format_table(result: dict) -> str:
     return _aligned(rows)
 
 
+def replay_main(args: argparse.Namespace) -> int:
+    """``qselax replay DIR``: score one run of the reference's files (JSON)."""
+    from qselax.reference import load_run, replay
+
+    try:
+        extra = {} if args.substeps is None else {"substeps": args.substeps}
+        plant = _plant(args.plant, **extra)
+        result = replay(load_run(args.dir, args.run), plant)
+    except (OSError, ValueError) as err:
+        print(f"qselax: error: {err}", file=sys.stderr)
+        return 2
+    result = {"dir": str(args.dir), "run": args.run, "plant": args.plant, **result}
+    result["pole"] = dataclasses.asdict(plant)
+    if args.out:
+        write_json(Path(args.out), result)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "replay":
+        return replay_main(args)
     try:
         settings = resolve(args)
         result = run(settings, progress=not args.quiet)
@@ -1137,6 +1200,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{settings['top_fraction']:.0%}, best single output)"
         )
         print(format_nk_table(result))
+        e = nk["best_entry"]
+        print(
+            f"plant {settings['plant']} ({settings['substeps']} RK4 step(s) of 0.01 s "
+            f"per control step); best table entry (output {e['output']}, its own "
+            f"bits {e['bits']}): {e['generalisation']} of 625"
+        )
         print(where)
         return 0
     d = result["dataset"]

@@ -54,6 +54,7 @@ __all__ = [
     "PRESETS",
     "ESNConfig",
     "Landscapes",
+    "best_entry",
     "committee_weights",
     "evaluate",
     "generalisation_scores",
@@ -377,6 +378,28 @@ def committee_weights(
     total = jnp.sum(f)
     uniform = chosen.astype(fitness.dtype) / keep
     return jnp.where(total > 0, f / jnp.where(total > 0, total, 1.0), uniform)
+
+
+def best_entry(fitness: jax.Array) -> tuple[int, int]:
+    """The best table entry: output ``i`` and setting ``c`` of the largest fitness.
+
+    The reference implementation's "best single output": the one output, with its
+    own best bits, whose training fitness is the highest in the whole table (the
+    first in row-major order on ties).  It is the ``best`` committee of every
+    output at its own optimum (exhaustive, independent mode).
+
+    Args:
+        fitness: ``(N, 2^(K+1))`` tabulated fitness.
+
+    Returns:
+        ``(i, c)`` as Python ints.
+
+    Example:
+        >>> best_entry(jnp.asarray([[0.1, 0.3], [0.5, 0.2]]))
+        (1, 0)
+    """
+    flat = int(jnp.argmax(jnp.asarray(fitness).reshape(-1)))
+    return divmod(flat, int(fitness.shape[1]))
 
 
 def generalisation_scores(

@@ -39,6 +39,7 @@ from qselax.esn import (
     ESN,
     ESNConfig,
     Landscapes,
+    best_entry,
     committee_weights,
     generalisation_scores,
     make_esn,
@@ -290,6 +291,10 @@ class NKESNResult(NamedTuple):
         optimum: the exact shared-mask optimum of ``sum_i f_i`` or ``None``.
         tabulate_s: seconds of the tabulation (compile included).
         episodes: episodes run by the tabulation, ``N 2^(K+1)``.
+        best_entry: the reference implementation's "best single output", the best
+            table entry with its own bits (:func:`qselax.esn.best_entry`):
+            ``output``, ``bits``, ``fitness``, ``generalisation``,
+            ``train_fitness``.
     """
 
     esn: ESN
@@ -298,24 +303,36 @@ class NKESNResult(NamedTuple):
     optimum: float | None
     tabulate_s: float
     episodes: int
+    best_entry: dict | None = None
 
 
 def nk_esn(
-    key: jax.Array, config: NKESNConfig, *, loggers: Sequence[Logger] = ()
+    key: jax.Array,
+    config: NKESNConfig,
+    *,
+    loggers: Sequence[Logger] = (),
+    esn: ESN | None = None,
 ) -> NKESNResult:
     """Tabulates, selects with every solver and mode, and scores the committees.
 
     Args:
         key: PRNG key (network from ``fold_in(key, 0)``, solvers from later folds).
-        config: the experiment.
+        config: the experiment (``config.pole`` is the plant).
         loggers: callables given every shared-mode sweep's history record.
+        esn: a given network (e.g. :func:`qselax.reference.load_run`'s) instead of
+            a drawn one; its N and K must be ``config.esn``'s.
 
     Returns:
         The :class:`NKESNResult`.
     """
     config.validate()
     cfg = config.esn
-    esn = make_esn(jax.random.fold_in(key, 0), cfg)
+    if esn is None:
+        esn = make_esn(jax.random.fold_in(key, 0), cfg)
+    elif tuple(esn.w_out.shape) != (cfg.n, cfg.bits):
+        raise ValueError(
+            f"esn has N, K+1 = {tuple(esn.w_out.shape)}, config {(cfg.n, cfg.bits)}"
+        )
     start = time.perf_counter()
     land = jax.block_until_ready(tabulate(esn, config.pole, chunk=config.chunk))
     tabulate_s = time.perf_counter() - start
@@ -368,6 +385,11 @@ def nk_esn(
         for kind in COMMITTEES:
             bits.append(sel.bits)
             weights.append(committee_weights(sel.fitness, kind, config.top_fraction))
+    # The reference's best single output: the best table entry, its own bits.
+    output, setting = best_entry(fitness)
+    own = index_bits(jnp.asarray(setting), cfg.bits)
+    bits.append(best.bits.at[output].set(own.astype(best.bits.dtype)))
+    weights.append(jax.nn.one_hot(output, cfg.n, dtype=jnp.float32))
     scores, train = generalisation_scores(
         esn, jnp.stack(bits), jnp.stack(weights), config.pole
     )
@@ -391,6 +413,13 @@ def nk_esn(
         if sel.history is not None:
             row["history"] = [float(v) for v in sel.history]
         rows.append(row)
+    entry = {
+        "output": output,
+        "bits": np.asarray(own).tolist(),
+        "fitness": float(fitness[output, setting]),
+        "generalisation": int(scores[-1]),
+        "train_fitness": float(train[-1]),
+    }
     return NKESNResult(
         esn=esn,
         landscapes=land,
@@ -398,4 +427,5 @@ def nk_esn(
         optimum=optimum,
         tabulate_s=tabulate_s,
         episodes=int(fitness.size),
+        best_entry=entry,
     )

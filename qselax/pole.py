@@ -6,7 +6,8 @@ hinged poles of masses ``m_i`` and half-lengths ``l_i``; the poles interact only
 through the cart.  The state ``(..., 6)`` float32 is
 ``[x, x_dot, theta1, theta1_dot, theta2, theta2_dot]`` (metres, seconds, radians);
 ``theta > 0`` leans the pole towards ``+x``.  With ``g = -gravity`` (the C code's
-``GRAVITY = -9.8`` sign), ``mu_c`` the cart and ``mu_p`` the hinge friction::
+``GRAVITY = -9.8`` sign; ``g = +gravity`` for ``poles="hanging"``, below), ``mu_c``
+the cart and ``mu_p`` the hinge friction::
 
     temp_i    = mu_p * theta_dot_i / (m_i * l_i)
     Ftilde_i  = m_i l_i theta_dot_i^2 sin(theta_i)
@@ -21,6 +22,20 @@ the exact Euler-Lagrange equations of two uniform rods on a cart, so the energy
 ``M x_dot^2 / 2 + sum_i [m_i |v_i|^2 / 2 + m_i l_i^2 theta_dot_i^2 / 6
 + m_i gravity l_i cos(theta_i)]`` (``v_i`` the velocity of pole i's centre) is
 conserved.
+
+**Two plants** (:data:`PLANTS`, :func:`plant_config`).  ``"inverted"`` (the
+default :class:`PoleConfig`) is the standard benchmark: ``theta = 0`` is the
+upright, unstable equilibrium (linearised at rest: real eigenvalues ``-12.20,
+-3.97, 0, 0, +3.97, +12.14`` per second).  ``"reference"`` is the plant of the
+NK Echo State Network reference implementation (R. Tinós's C++ code): the same
+equations with ``g = +9.80665`` in place of ``-9.8``, so ``theta = 0`` is the
+poles' *lowest* position and the rest state is stable (eigenvalues ``±3.97j``
+and ``-0.03 ± 12.17j``, damped only by the hinge friction; a zero force keeps
+``theta1`` within its 4.5 degree start for 1000 steps); it takes one RK4 step
+of 0.01 s per control step and keeps that code's fitness accounting
+(``fitness_rule``, below).  :func:`rest_eigenvalues` gives the linearisation
+(with the cart held fixed the rates are each pole's ``sqrt(0.75 g / l)``,
+3.835 and 12.13 per second).
 
 **Time step.**  One *control step* (:func:`step`) holds the force
 ``F = force_mag * clip(y, -1, 1)`` constant over ``substeps`` classical RK4 steps
@@ -53,6 +68,11 @@ steps (a per-episode ring buffer).  The floor only matters for a perfectly still
 plant (``S = 0``, e.g. the rest state without force), which would otherwise
 score infinity.
 
+``fitness_rule="reference"`` follows the reference code's loop instead: the time
+term counts ``min(t, max_steps - 1)`` and the window holds the last
+``stable_window`` (there 101) states *simulated*, the failing one included; the
+damping term applies once ``min(t, max_steps - 1) >= stable_window``.
+
 Example:
     >>> cfg = PoleConfig()
     >>> s = step(train_start(cfg), 0.5, cfg)
@@ -73,9 +93,12 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 __all__ = [
+    "FITNESS_RULES",
     "GENERALISATION_PERCENTILES",
     "GENERALISATION_RANGES",
     "JIGGLE_FLOOR",
+    "PLANTS",
+    "POLES",
     "Episodes",
     "PoleConfig",
     "damping_fitness",
@@ -83,6 +106,8 @@ __all__ = [
     "failed",
     "generalisation_starts",
     "observe",
+    "plant_config",
+    "rest_eigenvalues",
     "rk4_step",
     "run_chunked",
     "run_episodes",
@@ -97,6 +122,13 @@ JIGGLE_FLOOR = 1e-6
 GENERALISATION_PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 #: Half-ranges of x (m), x_dot (m/s), theta1 (deg), theta1_dot (deg/s).
 GENERALISATION_RANGES = (2.16, 1.35, 3.6, 8.6)
+
+#: Named plants of :func:`plant_config` (module docstring).
+PLANTS = ("inverted", "reference")
+#: Values of ``PoleConfig.poles``: the sign of gravity in Wieland's equations.
+POLES = ("inverted", "hanging")
+#: Values of ``PoleConfig.fitness_rule`` (module docstring).
+FITNESS_RULES = ("survived", "reference")
 
 Policy = Callable[[Any, Any, jax.Array], tuple[Any, jax.Array]]
 
@@ -121,6 +153,11 @@ class PoleConfig:
         max_steps: control steps of an episode.
         stable_window: control steps the damping term of the fitness looks back.
         start_angle_deg: ``theta1`` of the training start :func:`train_start`.
+        poles: ``"inverted"`` (``g = -gravity``: the upright equilibrium) or
+            ``"hanging"`` (``g = +gravity``, the reference implementation's
+            sign: the poles hang below the cart).
+        fitness_rule: ``"survived"`` (the damping window holds survived steps) or
+            ``"reference"`` (the reference code's loop counts; module docstring).
     """
 
     cart_mass: float = 1.0
@@ -138,6 +175,8 @@ class PoleConfig:
     max_steps: int = 1000
     stable_window: int = 100
     start_angle_deg: float = 4.5
+    poles: str = "inverted"
+    fitness_rule: str = "survived"
 
     def __post_init__(self):
         # Lists would make the config unhashable (and so unusable as a static arg).
@@ -169,6 +208,13 @@ class PoleConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.poles not in POLES:
+            raise ValueError(f"poles must be one of {POLES}, got {self.poles!r}")
+        if self.fitness_rule not in FITNESS_RULES:
+            raise ValueError(
+                f"fitness_rule must be one of {FITNESS_RULES}, got "
+                f"{self.fitness_rule!r}"
+            )
         if not abs(self.start_angle_deg) < self.angle_limit_deg:
             raise ValueError(
                 "start_angle_deg must lie inside (-angle_limit_deg, angle_limit_deg), "
@@ -180,6 +226,42 @@ class PoleConfig:
     def angle_limit(self) -> float:
         """The angle limit in radians."""
         return math.radians(self.angle_limit_deg)
+
+
+_PLANT_FIELDS = {
+    "inverted": {},
+    "reference": {
+        "poles": "hanging",
+        "substeps": 1,
+        "stable_window": 101,
+        "fitness_rule": "reference",
+    },
+}
+
+
+def plant_config(name: str = "inverted", **overrides) -> PoleConfig:
+    """The named plant of :data:`PLANTS` as a :class:`PoleConfig`.
+
+    ``"inverted"`` is ``PoleConfig()``.  ``"reference"`` is the NK Echo State
+    Network reference implementation's plant: hanging poles (``g = +9.80665``),
+    one RK4 step of 0.01 s per control step, and that code's fitness accounting
+    (a 101-step window that includes the failing state).
+
+    Args:
+        name: one of :data:`PLANTS`.
+        **overrides: fields of :class:`PoleConfig` to change (e.g. ``substeps``).
+
+    Returns:
+        The config.
+
+    Example:
+        >>> cfg = plant_config("reference", max_steps=50)
+        >>> cfg.poles, cfg.substeps, cfg.max_steps
+        ('hanging', 1, 50)
+    """
+    if name not in PLANTS:
+        raise ValueError(f"plant must be one of {PLANTS}, got {name!r}")
+    return PoleConfig(**{**_PLANT_FIELDS[name], **overrides})
 
 
 class Episodes(NamedTuple):
@@ -215,7 +297,7 @@ def derivatives(
         theta2_ddot]``.
     """
     state = jnp.asarray(state)
-    g = -cfg.gravity
+    g = cfg.gravity if cfg.poles == "hanging" else -cfg.gravity
     x_dot = state[..., 1]
     thetas = (state[..., 2], state[..., 4])
     theta_dots = (state[..., 3], state[..., 5])
@@ -241,6 +323,29 @@ def derivatives(
         [x_dot, x_ddot, theta_dots[0], theta_ddots[0], theta_dots[1], theta_ddots[1]],
         axis=-1,
     )
+
+
+def rest_eigenvalues(cfg: PoleConfig) -> np.ndarray:
+    """Eigenvalues of the plant linearised at rest (zero state, zero force).
+
+    The Jacobian of :func:`derivatives` by ``jax.jacobian`` (float32), without
+    the cart friction (its ``sign(x_dot)`` has no derivative at rest); its
+    eigenvalues by NumPy.
+
+    Args:
+        cfg: the plant.
+
+    Returns:
+        ``(6,)`` complex eigenvalues (1/s), sorted by real then imaginary part.
+
+    Example:
+        >>> ev = rest_eigenvalues(plant_config("inverted"))
+        >>> round(float(ev.real.max()), 2)
+        12.14
+    """
+    plant = dataclasses.replace(cfg, cart_friction=0.0)
+    jac = jax.jacobian(lambda s: derivatives(s, 0.0, plant))(jnp.zeros(6))
+    return np.sort_complex(np.linalg.eigvals(np.asarray(jac, np.float64)))
 
 
 def rk4_step(
@@ -423,7 +528,9 @@ def run_episodes(
         new = step(c.state, y.astype(jnp.float32), cfg)
         ok = c.alive & ~failed(new, cfg)
         slot = c.t % w  # every alive episode has survived exactly t steps
-        ring = c.ring.at[:, slot].set(jnp.where(ok, _jiggle(new), c.ring[:, slot]))
+        # The reference code's window also holds the state that fails.
+        record = c.alive if cfg.fitness_rule == "reference" else ok
+        ring = c.ring.at[:, slot].set(jnp.where(record, _jiggle(new), c.ring[:, slot]))
         return _Loop(
             t=c.t + 1,
             state=_where(ok, new, c.state),
@@ -458,14 +565,20 @@ def damping_fitness(
     Args:
         steps: ``(B,)`` control steps survived.
         jiggle_sum: ``(B,)`` S, the sum of ``|x| + |x_dot| + |theta1| +
-            |theta1_dot|`` over the last ``stable_window`` survived steps (ignored
-            where ``steps < stable_window``).
+            |theta1_dot|`` over the last ``stable_window`` survived steps (the
+            last simulated ones, the failing one included, under
+            ``fitness_rule="reference"``); ignored where ``t < stable_window``.
         cfg: the episode's config.
 
     Returns:
-        ``(B,)`` float32 fitness.
+        ``(B,)`` float32 fitness, with ``t = steps`` (``min(steps, max_steps -
+        1)``, the reference code's last loop index, under
+        ``fitness_rule="reference"``).
     """
-    t = jnp.asarray(steps).astype(jnp.float32)
+    steps = jnp.asarray(steps)
+    if cfg.fitness_rule == "reference":
+        steps = jnp.minimum(steps, cfg.max_steps - 1)
+    t = steps.astype(jnp.float32)
     stable = 0.75 / jnp.maximum(jiggle_sum, JIGGLE_FLOOR)
     stable = jnp.where(steps >= cfg.stable_window, stable, 0.0)
     return (1e-4 * t + 0.9 * stable).astype(jnp.float32)

@@ -16,6 +16,7 @@ from qselax.cli import (
 )
 from qselax.distill import DistillConfig
 from qselax.nk_selection import NKESNConfig
+from qselax.pole import plant_config
 from qselax.results import COMMON_KEYS, TOP_KEYS
 from qselax.selection import SelectConfig
 from qselax.solvers import vqe
@@ -282,10 +283,16 @@ NK = [
 
 def test_method_nk_esn_writes_its_fields(tmp_path, capsys):
     out = tmp_path / "nk"
-    assert main(["run", *NK, "--solver", "grover", "--out", str(out)]) == 0
+    argv = [*NK, "--plant", "reference", "--solver", "grover", "--out", str(out)]
+    assert main(["run", *argv]) == 0
     printed = capsys.readouterr().out
     assert "dp" in printed and "generalisation" in printed
+    assert "best table entry" in printed
     r = json.loads((out / "result.json").read_text())
+    assert (r["config"]["plant"], r["config"]["substeps"]) == ("reference", 1)
+    assert r["nk-esn"]["pole"]["poles"] == "hanging"
+    entry = r["nk-esn"]["best_entry"]
+    assert 0 <= entry["generalisation"] <= 625 and len(entry["bits"]) == 2
     assert r["method"] == "nk-esn" and r["solver"] == "grover"
     assert set(TOP_KEYS) <= set(r) and r["dataset"] is None
     assert r["nk-esn"]["episodes"] == 6 * 2**2
@@ -298,7 +305,9 @@ def test_method_nk_esn_writes_its_fields(tmp_path, capsys):
     }
     assert 0.0 <= r["test_accuracy"] <= 1.0 and 0.0 <= r["optimum_rate"] <= 1.0
     assert r["resources"]["qubits"] == 2 and len(r["model"]["neighbours"]) == 6
-    assert np.load(out / "landscapes.npz")["fitness"].shape == (6, 4)
+    table = np.load(out / "landscapes.npz")["fitness"]
+    assert table.shape == (6, 4)
+    assert entry["fitness"] == pytest.approx(float(table.max()))
 
 
 @pytest.mark.parametrize(
@@ -309,6 +318,7 @@ def test_method_nk_esn_writes_its_fields(tmp_path, capsys):
         (["--max-steps", "0"], "--max-steps"),
         (["--output-scale", "-1"], "output_scale"),
         (["--top-fraction", "0"], "top_fraction"),
+        (["--substeps", "0"], "substeps"),
     ],
 )
 def test_nk_esn_errors_exit_2_and_write_nothing(tmp_path, capsys, argv, match):
@@ -316,3 +326,14 @@ def test_nk_esn_errors_exit_2_and_write_nothing(tmp_path, capsys, argv, match):
     assert main(["run", *NK, "--out", str(out), *argv]) == 2
     assert match in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_plant_flags():
+    assert _resolve("--method", "nk-esn")["substeps"] == 2
+    ref = _resolve("--method", "nk-esn", "--plant", "reference")
+    assert ref["substeps"] == 1 and _nk_config(ref).pole == plant_config("reference")
+    three = _resolve("--method", "nk-esn", "--plant", "reference", "--substeps", "3")
+    assert _nk_config(three).pole == plant_config("reference", substeps=3)
+    for flag in (["--plant", "reference"], ["--substeps", "1"]):
+        with pytest.raises(ValueError, match="do.*not apply to --method direct"):
+            _resolve(*flag)

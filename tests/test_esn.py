@@ -224,6 +224,25 @@ def test_nk_esn_end_to_end():
         if r["mode"] == "independent":
             # Each output's best setting bounds every independent selection.
             assert r["total_fitness"] <= res.rows[0]["total_fitness"] + 1e-6
+    # The reference's best single output: the best table entry, its own bits.
+    table = np.asarray(res.landscapes.fitness)
+    entry = res.best_entry
+    assert entry["fitness"] == pytest.approx(float(table.max()))
+    i, c = E.best_entry(res.landscapes.fitness)
+    assert entry["output"] == i and table[i, c] == table.max()
+    assert 0 <= entry["generalisation"] <= 625
+    # A given network is used as it is.
+    cheap = dataclasses.replace(config, solvers=("anneal",), modes=("independent",))
+    again = S.nk_esn(jax.random.key(5), cheap, esn=res.esn)
+    np.testing.assert_array_equal(again.landscapes.fitness, res.landscapes.fitness)
+    with pytest.raises(ValueError, match="esn has"):
+        S.nk_esn(
+            jax.random.key(0), config, esn=res.esn._replace(w_out=res.esn.w_out[:1])
+        )
+
+
+def test_best_entry_first_on_ties():
+    assert E.best_entry(jnp.asarray([[0.1, 0.5], [0.5, 0.2]])) == (0, 1)
 
 
 @pytest.mark.parametrize(

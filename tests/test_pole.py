@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import types
 
 import chex
 import jax
@@ -305,3 +306,114 @@ def test_bad_chunk_and_starts():
         pole.run_chunked(_policy, params, carry, starts, EP_CFG, chunk=0)
     with pytest.raises((ValueError, TypeError), match="starts"):
         pole.run_episodes(_policy, params, carry, starts[:, :4], EP_CFG)
+
+
+def test_plant_presets():
+    assert pole.plant_config("inverted") == CFG == pole.plant_config()
+    ref = pole.plant_config("reference")
+    assert (ref.poles, ref.substeps, ref.dt) == ("hanging", 1, 0.01)
+    assert (ref.stable_window, ref.fitness_rule) == (101, "reference")
+    assert pole.plant_config("reference", substeps=2).substeps == 2
+    assert hash(ref) == hash(pole.plant_config("reference"))
+    with pytest.raises(ValueError, match="plant"):
+        pole.plant_config("upright")
+    with pytest.raises(ValueError, match="poles"):
+        pole.PoleConfig(poles="sideways")
+    with pytest.raises(ValueError, match="fitness_rule"):
+        pole.PoleConfig(fitness_rule="gruau")
+
+
+def test_hanging_flips_the_sign_of_gravity_only():
+    hanging = dataclasses.replace(CFG, poles="hanging")
+    # The inverted equations written out, with g = +gravity.
+    flipped = types.SimpleNamespace(
+        **{**dataclasses.asdict(CFG), "gravity": -CFG.gravity}
+    )
+    for s, f in zip(STATES, FORCES, strict=True):
+        np.testing.assert_allclose(
+            pole.derivatives(jnp.asarray(s, jnp.float32), f, hanging),
+            _np_derivatives(s, f, flipped),
+            rtol=2e-5,
+            atol=2e-5,
+        )
+
+
+def test_rest_eigenvalues():
+    """Linearised at rest: inverted has a real unstable pair, reference none."""
+    inverted = pole.rest_eigenvalues(pole.plant_config("inverted"))
+    assert np.allclose(inverted.imag, 0.0)
+    positive = np.sort(inverted.real[inverted.real > 1e-3])
+    # hinge friction shifts the pair: -12.203, +12.143
+    np.testing.assert_allclose(positive, [3.972, 12.143], atol=2e-3)
+    hanging = pole.rest_eigenvalues(pole.plant_config("reference"))
+    assert np.all(hanging.real <= 1e-6) and np.all(hanging.real > -0.05)
+    np.testing.assert_allclose(
+        np.sort(hanging.imag[hanging.imag > 1e-3]), [3.972, 12.173], atol=2e-3
+    )
+    # A cart too heavy to move, no hinge friction: each pole's own pivot rate
+    # sqrt(0.75 g / l), 3.835 and 12.128 per second.
+    for name in ("inverted", "reference"):
+        cfg = pole.plant_config(name, cart_mass=1e6, hinge_friction=0.0)
+        ev = pole.rest_eigenvalues(cfg)
+        rate = np.sort(np.abs(ev[np.abs(ev) > 1e-3]))[::2]
+        np.testing.assert_allclose(rate, [3.835, 12.128], atol=2e-3)
+        assert np.allclose(ev.imag, 0.0) == (name == "inverted")
+
+
+def _zero_force_angles(cfg, steps):
+    def body(s, _):
+        s = pole.step(s, 0.0, cfg)
+        return s, s[2]
+
+    return jax.lax.scan(body, pole.train_start(cfg), None, length=steps)[1]
+
+
+def test_zero_force_on_each_plant():
+    """Without force the reference plant's long pole swings within its 4.5 degree
+    start for 1000 steps; the inverted plant's falls past 36 degrees."""
+    ref = pole.plant_config("reference")
+    theta = np.degrees(np.asarray(_zero_force_angles(ref, 1000)))
+    assert np.max(np.abs(theta)) <= 4.5 + 1e-4
+    assert theta.min() < -4.0  # it does swing
+    ep = pole.run_episodes(
+        lambda p, c, o: (c, jnp.zeros(o.shape[0])),
+        None,
+        jnp.zeros(1),
+        pole.train_start(ref)[None],
+        ref,
+    )
+    assert bool(ep.balanced[0]) and int(ep.steps[0]) == 1000
+    inverted = np.degrees(np.asarray(_zero_force_angles(CFG, 200)))
+    assert np.max(np.abs(inverted)) > 36.0
+
+
+def _reference_loop_fitness(cfg, policy_gain, start):
+    """The reference code's fitness loop, written out: every simulated step's state
+    enters the window, the failing one too; the time term is the loop index."""
+    s = np.asarray(start, np.float32)
+    fst, t, f = [], 0, 0.0
+    lim = cfg.angle_limit
+    while (
+        t < cfg.max_steps
+        and abs(s[0]) < cfg.x_limit
+        and abs(s[2]) < lim
+        and abs(s[4]) < lim
+    ):
+        s = np.asarray(pole.step(jnp.asarray(s), float(policy_gain * s[2] / lim), cfg))
+        fst.append(float(np.sum(np.abs(s[:4]))))
+        w = cfg.stable_window
+        stable = 0.75 / sum(fst[-w:]) if t >= w else 0.0
+        f = 1e-4 * t + 0.9 * stable
+        t += 1
+    return f
+
+
+@pytest.mark.parametrize("gain", [0.0, 3.0, -2.0])
+def test_reference_fitness_rule(gain):
+    cfg = pole.plant_config("reference", max_steps=160, stable_window=30)
+    start = pole.train_start(cfg)
+    ep = pole.run_episodes(
+        lambda p, c, o: (c, p * o[:, 1]), gain, jnp.zeros(1), start[None], cfg
+    )
+    expected = _reference_loop_fitness(cfg, gain, start)
+    np.testing.assert_allclose(float(ep.fitness[0]), expected, rtol=1e-4)

@@ -10,6 +10,8 @@ One JSON line per (K, seed, solver, mode) is appended to ``<out>/<name>.jsonl``
 (default ``experiments/nk_esn/results/results.jsonl``).
 
     python experiments/nk_esn/main.py --preset gain --name gain
+    python experiments/nk_esn/main.py --preset reference --plant reference \
+        --name reference_plant
     python experiments/nk_esn/main.py --table
     python experiments/nk_esn/main.py --smoke
 """
@@ -39,7 +41,8 @@ class Config:
     sweeps: int = 4
     preset: str = "gain"
     connectivity: str = "adjacent"
-    substeps: int = 2
+    plant: str = "inverted"
+    substeps: int | None = None  # the plant's (inverted 2, reference 1)
     max_steps: int = 1000
 
 
@@ -67,13 +70,17 @@ def nk_esn(cfg: Config, k: int, seed: int):
         esn=E.ESNConfig(
             n=cfg.n, k=k, connectivity=cfg.connectivity, **E.PRESETS[cfg.preset]
         ),
-        pole=pole.PoleConfig(substeps=cfg.substeps, max_steps=cfg.max_steps),
+        pole=pole.plant_config(
+            cfg.plant,
+            max_steps=cfg.max_steps,
+            **({} if cfg.substeps is None else {"substeps": cfg.substeps}),
+        ),
         solvers=cfg.solvers,
         sweeps=cfg.sweeps,
     )
     start = time.perf_counter()
     res = nk_selection.nk_esn(jax.random.key(seed), config)
-    return res, time.perf_counter() - start, config.pole.max_steps
+    return res, time.perf_counter() - start, config.pole
 
 
 # ---------------------------------------------------------------------------
@@ -82,10 +89,13 @@ def nk_esn(cfg: Config, k: int, seed: int):
 def run(cfg: Config, path: Path) -> None:
     for k in cfg.ks:
         for seed in cfg.seeds:
-            res, wall, max_steps = nk_esn(cfg, k, seed)
+            res, wall, plant = nk_esn(cfg, k, seed)
+            max_steps = plant.max_steps
             steps = np.asarray(res.landscapes.steps)
             common_fields = {
                 "preset": cfg.preset,
+                "plant": cfg.plant,
+                "substeps": plant.substeps,
                 "connectivity": cfg.connectivity,
                 "n": cfg.n,
                 "k": k,
@@ -97,14 +107,19 @@ def run(cfg: Config, path: Path) -> None:
                 # outputs with a setting that balances the training start throughout
                 "balancing_outputs": int(np.sum(steps.max(axis=1) >= max_steps)),
                 "max_steps": max_steps,
+                # the reference's best single output: best table entry, own bits
+                "best_entry": res.best_entry,
             }
             common.write_jsonl(
                 path, [{**common_fields, **row} for row in res.rows], append=True
             )
             best = max(r["generalisation"]["top"] for r in res.rows)
+            dp = [r for r in res.rows if r["solver"] == "dp"]
+            dp = dp[0]["generalisation"] if dp else {}
             print(
                 f"K={k} seed={seed}: {res.episodes} episodes in "
-                f"{res.tabulate_s:.1f} s, run {wall:.1f} s, best top-20% {best}/625",
+                f"{res.tabulate_s:.1f} s, run {wall:.1f} s, best top-20% {best}/625, "
+                f"DP mask {dp}, best entry {res.best_entry['generalisation']}",
                 flush=True,
             )
 
@@ -191,6 +206,9 @@ def footer(rows: list[dict]) -> str:
             f"the training start for {rs[0]['max_steps']} steps: "
             f"{_ms([r['balancing_outputs'] for r in rs], '{:.1f}')} of {rs[0]['n']}"
         )
+        entries = [r["best_entry"]["generalisation"] for r in rs if "best_entry" in r]
+        if entries:
+            lines[-1] += f"; best table entry (own bits): {_ms(entries)} of 625"
     return "\n".join(lines)
 
 
@@ -215,7 +233,12 @@ def main() -> None:
     p.add_argument(
         "--connectivity", default="adjacent", help="adjacent or random probe wiring"
     )
-    p.add_argument("--substeps", type=int, default=2)
+    p.add_argument(
+        "--plant", default="inverted", help="qselax.pole.PLANTS: inverted, reference"
+    )
+    p.add_argument(
+        "--substeps", type=int, help="RK4 steps per control step (the plant's)"
+    )
     p.add_argument("--max-steps", type=int, default=1000, help="control steps")
     args = p.parse_args()
     if args.table:
@@ -229,12 +252,13 @@ def main() -> None:
         sweeps=args.sweeps,
         preset=args.preset,
         connectivity=args.connectivity,
+        plant=args.plant,
         substeps=args.substeps,
         max_steps=args.max_steps,
     )
     if args.smoke:
         common.smoke_jax()
-        cfg = dataclasses.replace(SMOKE, preset=args.preset)
+        cfg = dataclasses.replace(SMOKE, preset=args.preset, plant=args.plant)
     print(cfg, flush=True)
     path = common.out_dir(args, __file__) / f"{args.name}.jsonl"
     run(cfg, path)
