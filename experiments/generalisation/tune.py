@@ -89,7 +89,11 @@ def main() -> None:
             for seed in seeds:
                 data = datas[seed]
                 model = make_model(
-                    "mlp", data.feature_shape, data.num_classes, hidden=hidden, seed=seed
+                    "mlp",
+                    data.feature_shape,
+                    data.num_classes,
+                    hidden=hidden,
+                    seed=seed,
                 )
                 start = time.perf_counter()
                 r = train_scores(
