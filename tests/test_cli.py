@@ -168,6 +168,8 @@ def test_run_user_csv(tmp_path):
         (["--readout", "9"], "readout"),
         (["--memory-mb", "0.0001"], "MiB"),
         (["--mode", "parallel", "--grouping", "neuron"], "mask_level"),
+        (["--batch-samples", "0"], "batch_samples"),
+        (["--batch-samples", "10000"], "exceeds the"),
     ],
 )
 def test_errors_exit_2_and_write_nothing(tmp_path, capsys, argv, match):
@@ -337,3 +339,13 @@ def test_plant_flags():
     for flag in (["--plant", "reference"], ["--substeps", "1"]):
         with pytest.raises(ValueError, match="do.*not apply to --method direct"):
             _resolve(*flag)
+
+
+def test_subsampled_landscapes_from_the_command_line(tmp_path):
+    out = tmp_path / "sub"
+    argv = ["run", "--dataset", "iris", *TINY, "--solver", "exhaustive"]
+    argv += ["--batch-samples", "16", "--cost-samples", "40", "--out", str(out)]
+    assert main(argv) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["config"]["batch_samples"] == 16
+    assert result["solvers"]["exhaustive"]["direct"]["landscape_samples"] == 16

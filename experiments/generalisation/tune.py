@@ -8,6 +8,7 @@ accuracy (``--table`` prints the ranking); test accuracy is only reported.
 Usage::
 
     python experiments/generalisation/tune.py --hidden 256
+    python experiments/generalisation/tune.py --hidden 256 --stage 2
     python experiments/generalisation/tune.py --table
 """
 
@@ -43,18 +44,34 @@ GRID = {
         "epochs": [100, 200],
     },
 }
-# Adam and SGD want different step sizes: SGD rows skip the smallest rates and
-# Adam rows the largest.
+# Stage 2 widens the grid where stage 1's best settings sat on its edge (the
+# largest learning rate, keep fraction and epoch count).
+GRID2 = {
+    "edge-popup": {
+        "optimizer": ["sgd"],
+        "learning_rate": [0.3, 1.0],
+        "keep": [0.7, 0.8, 0.9],
+        "epochs": [200, 400],
+    },
+    "supermask": {
+        "optimizer": ["adam"],
+        "learning_rate": [0.3, 1.0],
+        "eval_mask": ["expected", "sampled"],
+        "epochs": [200, 400],
+    },
+}
+# Adam and SGD want different step sizes: stage-1 SGD rows skip the smallest rates
+# and Adam rows the largest.
 SKIP = {("adam", 10.0), ("adam", 1.0), ("sgd", 0.03)}
 
 
-def settings(method: str, smoke: bool):
-    grid = GRID[method]
+def settings(method: str, smoke: bool, stage: int = 1):
+    grid = (GRID if stage == 1 else GRID2)[method]
     if smoke:
         grid = {k: v[:1] for k, v in grid.items()} | {"epochs": [2]}
     for values in itertools.product(*grid.values()):
         s = dict(zip(grid, values, strict=True))
-        if (s["optimizer"], s["learning_rate"]) not in SKIP:
+        if stage == 2 or (s["optimizer"], s["learning_rate"]) not in SKIP:
             yield s
 
 
@@ -64,6 +81,7 @@ def main() -> None:
     p.add_argument("--hidden", default="256")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--methods", nargs="+", default=list(GRID))
+    p.add_argument("--stage", type=int, choices=(1, 2), default=1)
     args = p.parse_args()
     if args.table:
         table(common.table_dir(args, __file__))
@@ -81,7 +99,7 @@ def main() -> None:
     }
     datas = {s: load_dataset(args.dataset, seed=s) for s in seeds}
     for method in args.methods:
-        for setting in settings(method, args.smoke):
+        for setting in settings(method, args.smoke, args.stage):
             tag = (method, args.dataset, hidden, json.dumps(setting))
             if tag in done:
                 continue
