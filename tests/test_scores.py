@@ -168,7 +168,7 @@ def test_train_scores_learns_a_mask_of_frozen_weights(method):
     kept = sum(int(m.sum()) for m in out.masks) / sum(m.size for m in out.masks)
     assert kept == pytest.approx(out.kept_fraction, abs=1e-6)
     if method == "edge-popup":
-        assert out.kept_fraction == pytest.approx(0.5, abs=0.01)
+        assert out.kept_fraction == pytest.approx(config.keep, abs=0.01)
     assert out.network_evals == pytest.approx(15 * (192 // 32) * 32 / 192)
 
 
