@@ -59,6 +59,7 @@ SUITES = {
         "batch_samples": 512,
         "cost_samples": 4096,
         "block_size": 256,
+        "epochs": 20,  # edge-popup, supermask, dense: 20 passes of 48,000 images
     },
 }
 # Settings that only the quantum/exhaustive rows take (dropped for the others).
