@@ -392,8 +392,10 @@ def make_model(
     channels = preset.get("channels", channels)
     pools = preset.get("pools")
 
-    def scale(sizes):
-        return tuple(max(1, round(int(v) * width)) for v in sizes)
+    def scale(sizes):  # a bad size (< 1) is left for the network to reject
+        return tuple(
+            max(1, round(int(v) * width)) if int(v) >= 1 else int(v) for v in sizes
+        )
 
     rngs = nnx.Rngs(params=seed)
     if preset.get("kind", kind) == "mlp":
