@@ -213,6 +213,15 @@ def main() -> None:
             )
 
 
+_ORDER = ("exhaustive", "vqe", "qaoa", "anneal", "edge-popup", "supermask", "dense")
+
+
+def _row_order(name: str) -> tuple:
+    """qselax rows first, then the field's mask finders, the trained nets, others."""
+    base = name.split("/")[0]
+    return (_ORDER.index(base) if base in _ORDER else len(_ORDER), name)
+
+
 def table(directory: Path) -> None:
     results = common.read_results(directory)
     if "tune" in results:
@@ -228,19 +237,29 @@ def table(directory: Path) -> None:
         first = records[0]
         print(f"\n### {suite_name} ({first['weights']} weights)\n")
         body = []
-        for name, rs in rows.items():
+        for name in sorted(rows, key=_row_order):
+            rs = sorted(rows[name], key=lambda r: r["seed"])
             evals = [r["network_evals"] for r in rs if r["network_evals"] is not None]
             body.append(
                 (
                     name,
                     len(rs),
                     common.mean_std([r["test"] for r in rs], "{:.4f}"),
+                    " / ".join(f"{r['test']:.4f}" for r in rs),
                     common.mean_std([r["val"] for r in rs], "{:.4f}"),
                     f"{np.mean([r['wall_s'] for r in rs]):.1f}",
                     f"{np.mean(evals):.0f}" if evals else "-",
                 )
             )
-        header = ("row", "seeds", "test", "val", "wall (s)", "network evals")
+        header = (
+            "row",
+            "seeds",
+            "test",
+            "test per seed",
+            "val",
+            "wall (s)",
+            "network evals",
+        )
         print(common.markdown(header, body))
 
 
