@@ -41,6 +41,7 @@ class Config:
     """The search and its evaluation."""
 
     trials: int = 60
+    objective: str = "top"  # "top": committee, "dp": mean f_i of the DP mask
     minutes: float | None = None  # no new trial after this many minutes
     search_seeds: tuple[int, ...] = (1000, 1001)  # networks seen by the search
     study_seed: int = 0  # the TPE sampler's
@@ -109,12 +110,17 @@ def configs(params: dict, max_steps: int):
     return E.ESNConfig(**p), plant
 
 
-def train_objective(params: dict, seeds, max_steps: int) -> dict:
+OBJECTIVES = ("top", "dp")
+
+
+def train_objective(params: dict, seeds, max_steps: int, kind: str = "top") -> dict:
     """Training-only measures of one setting, per search seed and averaged.
 
     The network of seed ``s`` is the one :func:`qselax.nk_selection.nk_esn` draws
-    from ``jax.random.key(s)``.  Returns the mean top-20 % committee's damping
-    fitness from the training start (the objective) with its per-seed parts.
+    from ``jax.random.key(s)``.  The objective (``kind``) is the mean over seeds of
+    the DP mask's top-20 % committee's damping fitness from the training start
+    (``"top"``) or of the DP optimum's mean output fitness ``sum_i f_i / N``
+    (``"dp"``); both are returned with their per-seed parts.
     """
     import jax
     import jax.numpy as jnp
@@ -139,8 +145,10 @@ def train_objective(params: dict, seeds, max_steps: int) -> dict:
         optimum.append(float(jnp.sum(f)))
         steps = np.asarray(land.steps)
         balancing.append(int(np.sum(steps.max(axis=1) >= plant.max_steps)))
+    per_output = [o / esn_cfg.n for o in optimum]
     return {
-        "objective": float(np.mean(top)),
+        "objective": float(np.mean(top if kind == "top" else per_output)),
+        "objective_kind": kind,
         "train_top": top,
         "train_all": whole,
         "dp_optimum": optimum,
@@ -176,7 +184,9 @@ def search(cfg: Config, path: Path, name: str) -> None:
         trial = study.ask()
         params = space(trial, cfg)
         begin = time.perf_counter()
-        measures = train_objective(params, cfg.search_seeds, cfg.max_steps)
+        measures = train_objective(
+            params, cfg.search_seeds, cfg.max_steps, cfg.objective
+        )
         study.tell(trial, measures["objective"])
         row = {
             "study": name,
@@ -221,8 +231,10 @@ def rerank(cfg: Config, rows: list[dict], path: Path) -> dict:
     out = []
     for r in order:
         begin = time.perf_counter()
-        m = train_objective(r["params"], cfg.rerank_seeds, cfg.max_steps)
+        kind = r.get("objective_kind", "top")
+        m = train_objective(r["params"], cfg.rerank_seeds, cfg.max_steps, kind)
         seeds = len(r["train_top"]) + len(m["train_top"])
+        first = r["objective"] * len(r["train_top"])
         row = {
             "trial": r["trial"],
             "params": r["params"],
@@ -230,7 +242,7 @@ def rerank(cfg: Config, rows: list[dict], path: Path) -> dict:
             "rerank_seeds": list(cfg.rerank_seeds),
             "wall_s": time.perf_counter() - begin,
             **m,
-            "mean_objective": (sum(r["train_top"]) + sum(m["train_top"])) / seeds,
+            "mean_objective": (first + m["objective"] * len(m["train_top"])) / seeds,
         }
         common.write_jsonl(path, [row], append=True)
         out.append(row)
@@ -316,8 +328,33 @@ def search_table(rows: list[dict], top: int = 10) -> str:
         common.markdown(header, body)
         + f"\n\n{len(rows)} trials, {sum(walls) / 60:.1f} min "
         f"({np.median(walls):.1f} s median per trial), search seeds "
-        f"{rows[0]['search_seeds']}"
+        f"{rows[0]['search_seeds']}, objective {rows[0].get('objective_kind', 'top')}"
+        "\n\n" + importances(rows)
     )
+
+
+def importances(rows: list[dict]) -> str:
+    """fANOVA importance of each hyperparameter for the objective (optuna's)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    cfg = Config(
+        ns=tuple(sorted({r["params"]["n"] for r in rows})),
+        ks=tuple(sorted({r["params"]["k"] for r in rows})),
+        reservoirs=tuple(sorted({r["params"]["reservoir"] for r in rows})),
+    )
+    for r in rows:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=r["params"],
+                distributions=_distributions(study, cfg, r["params"]),
+                value=r["objective"],
+            )
+        )
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    found = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    return "fANOVA importance: " + ", ".join(f"{k} {v:.2f}" for k, v in found.items())
 
 
 def fresh_table(rows: list[dict]) -> str:
@@ -382,6 +419,13 @@ def main() -> None:
     p.add_argument("--name", default="search", help="study: <out>/<name>.jsonl")
     p.add_argument("--trials", type=int, default=Config.trials)
     p.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=Config.objective,
+        help="top: the DP mask's top-20 %% committee's training-start fitness; "
+        "dp: the DP optimum's mean output fitness",
+    )
+    p.add_argument(
         "--minutes", type=float, help="start no trial after this many minutes"
     )
     p.add_argument(
@@ -404,6 +448,7 @@ def main() -> None:
         return
     cfg = Config(
         trials=args.trials,
+        objective=args.objective,
         minutes=args.minutes,
         search_seeds=tuple(args.search_seeds),
         seeds=tuple(args.seeds),
@@ -413,7 +458,7 @@ def main() -> None:
     )
     if args.smoke:
         common.smoke_jax()
-        cfg = SMOKE
+        cfg = dataclasses.replace(SMOKE, objective=args.objective)
     out = common.out_dir(args, __file__)
     path = out / f"{args.name}.jsonl"
     if args.smoke or not args.evaluate:
