@@ -167,7 +167,7 @@ DEFAULTS = {
     "nk_mode": ",".join(_NK.modes),
     "max_steps": PoleConfig().max_steps,
     "plant": PLANTS[0],
-    "substeps": None,  # the plant's
+    "substeps": None,  # NKESNConfig's on its plant (inverted: 1), else the plant's
     "top_fraction": _NK.top_fraction,
     "bias_scale": _ESN.bias_scale,
     "input_scale": _ESN.input_scale,
@@ -533,7 +533,7 @@ def resolve(args: argparse.Namespace) -> dict:
         _spec(settings, s)  # option names
     if method == "nk-esn":
         if settings["substeps"] is None:
-            settings["substeps"] = _plant(settings["plant"]).substeps
+            settings["substeps"] = _default_substeps(settings["plant"])
         _nk_config(settings).validate()
     keep = set(_APPLIES[method]) | ({*_VQE_KEYS} if "vqe" in solvers else set())
     return _kept(settings, keep)
@@ -675,6 +675,14 @@ def _nk_config(settings: dict) -> NKESNConfig:
         sweeps=settings["sweeps"],
         top_fraction=settings["top_fraction"],
     )
+
+
+def _default_substeps(name: str) -> int:
+    """The plant's RK4 steps per control step; NKESNConfig's for its own plant."""
+    plant = _plant(name)
+    if dataclasses.replace(plant, substeps=_NK.pole.substeps) == _NK.pole:
+        return _NK.pole.substeps
+    return plant.substeps
 
 
 def _plant(name, **overrides) -> PoleConfig:
