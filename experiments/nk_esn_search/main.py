@@ -139,8 +139,8 @@ def train_objective(params: dict, seeds, max_steps: int, kind: str = "top") -> d
         x, _ = nk.nk_dp(-land.fitness, circular=True)
         bits = jnp.asarray(x, jnp.int32)[net.neighbours]
         f = jnp.take_along_axis(land.fitness, bit_index(bits)[:, None], axis=-1)[:, 0]
-        for kind, out in (("top", top), ("all", whole)):
-            w = E.committee_weights(f, kind)
+        for committee, out in (("top", top), ("all", whole)):
+            w = E.committee_weights(f, committee)
             out.append(float(E.evaluate(net, bits, w, start, plant).fitness[0]))
         optimum.append(float(jnp.sum(f)))
         steps = np.asarray(land.steps)
