@@ -95,12 +95,8 @@ __all__ = ["DEFAULTS", "METHODS", "build_parser", "format_table", "main", "resol
 METHODS = ("direct", *SCORE_METHODS, "dense", "distill", "nk-esn")
 _BASELINES = (*SCORE_METHODS, "dense")
 
-_SELECT, _DISTILL, _NK, _ESN = (
-    SelectConfig(),
-    DistillConfig(),
-    NKESNConfig(),
-    ESNConfig(),
-)
+_SELECT, _DISTILL, _NK = SelectConfig(), DistillConfig(), NKESNConfig()
+_ESN: ESNConfig = _NK.esn  # nk-esn's network defaults are NKESNConfig's
 _VQE = {
     name: p.default
     for name, p in inspect.signature(vqe).parameters.items()
@@ -171,11 +167,13 @@ DEFAULTS = {
     "nk_mode": ",".join(_NK.modes),
     "max_steps": PoleConfig().max_steps,
     "plant": PLANTS[0],
-    "substeps": None,  # the plant's
+    "substeps": None,  # NKESNConfig's on its plant (inverted: 1), else the plant's
     "top_fraction": _NK.top_fraction,
     "bias_scale": _ESN.bias_scale,
     "input_scale": _ESN.input_scale,
     "output_scale": _ESN.output_scale,
+    "spectral_radius": _ESN.spectral_radius,
+    "leak": _ESN.leak,
     "out": "runs/latest",
 }
 _METHOD_DEFAULTS = {
@@ -259,6 +257,8 @@ _APPLIES = {
         "bias_scale",
         "input_scale",
         "output_scale",
+        "spectral_radius",
+        "leak",
     ),
     **{m: (*_BASE, *_DATA, *_NETWORK, *_SCORE_KEYS) for m in SCORE_METHODS},
     "dense": (*_BASE, *_DATA, *_NETWORK, "epochs", "learning_rate", "batch_size"),
@@ -397,8 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="distill: raw block loss, without the least-squares block scale",
     )
     a("--teacher-epochs", type=int, help="distill: teacher Adam epochs (100)")
-    a("--n", type=int, help="nk-esn: probe neurons = outputs N (100)")
-    a("--reservoir", type=int, help="nk-esn: reservoir neurons (60)")
+    a("--n", type=int, help=f"nk-esn: probe neurons = outputs N ({_ESN.n})")
+    a("--reservoir", type=int, help=f"nk-esn: reservoir neurons ({_ESN.reservoir})")
     a(
         "--connectivity",
         choices=CONNECTIVITIES,
@@ -418,9 +418,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a("--substeps", type=int, help="nk-esn: RK4 steps of 0.01 s per control step")
     a("--top-fraction", type=float, help="nk-esn: share of the top committee (0.2)")
-    a("--bias-scale", type=float, help="nk-esn: multiplies all biases (1)")
-    a("--input-scale", type=float, help="nk-esn: multiplies the input weights (1)")
-    a("--output-scale", type=float, help="nk-esn: output gain (1)")
+    a("--bias-scale", type=float, help=f"nk-esn: biases ({_ESN.bias_scale:g})")
+    a("--input-scale", type=float, help=f"nk-esn: input gain ({_ESN.input_scale:g})")
+    a("--output-scale", type=float, help=f"nk-esn: output gain ({_ESN.output_scale:g})")
+    a(
+        "--spectral-radius",
+        type=float,
+        help=f"nk-esn: the reservoir's spectral radius ({_ESN.spectral_radius:g})",
+    )
+    a(
+        "--leak",
+        type=float,
+        help=f"nk-esn: reservoir leak rate in (0, 1] ({_ESN.leak:g})",
+    )
     a("--out", help="output directory (default runs/latest)")
     a("--quiet", action="store_true", help="no progress bars")
     replay = sub.add_parser(
@@ -523,7 +533,7 @@ def resolve(args: argparse.Namespace) -> dict:
         _spec(settings, s)  # option names
     if method == "nk-esn":
         if settings["substeps"] is None:
-            settings["substeps"] = _plant(settings["plant"]).substeps
+            settings["substeps"] = _default_substeps(settings["plant"])
         _nk_config(settings).validate()
     keep = set(_APPLIES[method]) | ({*_VQE_KEYS} if "vqe" in solvers else set())
     return _kept(settings, keep)
@@ -656,16 +666,23 @@ def _nk_config(settings: dict) -> NKESNConfig:
     except ValueError as err:
         raise ValueError(f"--plant/--max-steps/--substeps: {err}") from None
     esn = ("n", "k", "reservoir", "connectivity", "bias_scale", "input_scale")
+    esn += ("output_scale", "spectral_radius", "leak")
     return NKESNConfig(
-        esn=ESNConfig(
-            output_scale=settings["output_scale"], **{k: settings[k] for k in esn}
-        ),
+        esn=dataclasses.replace(_ESN, **{k: settings[k] for k in esn}),
         pole=plant,
         solvers=tuple(_spec(settings, s) for s in settings["solver"].split(",")),
         modes=modes,
         sweeps=settings["sweeps"],
         top_fraction=settings["top_fraction"],
     )
+
+
+def _default_substeps(name: str) -> int:
+    """The plant's RK4 steps per control step; NKESNConfig's for its own plant."""
+    plant = _plant(name)
+    if dataclasses.replace(plant, substeps=_NK.pole.substeps) == _NK.pole:
+        return _NK.pole.substeps
+    return plant.substeps
 
 
 def _plant(name, **overrides) -> PoleConfig:

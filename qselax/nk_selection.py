@@ -37,6 +37,7 @@ from qselax.driver import Driver, Logger, initial_state
 from qselax.esn import (
     COMMITTEES,
     ESN,
+    PRESETS,
     ESNConfig,
     Landscapes,
     best_entry,
@@ -223,6 +224,12 @@ def select_shared(
 class NKESNConfig:
     """One NK-ESN experiment: network, plant, solvers, modes and budgets.
 
+    The default network and plant are the best masks-only setting found on the
+    inverted plant (``experiments/nk_esn_search``): ``ESNConfig(n=50,
+    **PRESETS["masks"])`` (K = 8, 60 reservoir neurons, leak 0.974, spectral
+    radius 0.44, output gain 100, biases 0.056) with control every 0.01 s
+    (``plant_config("inverted", substeps=1)``).
+
     Attributes:
         esn: the network structure.
         pole: the plant.
@@ -235,8 +242,8 @@ class NKESNConfig:
         chunk: episodes per chunk of the tabulation.
     """
 
-    esn: ESNConfig = ESNConfig()
-    pole: pole.PoleConfig = pole.PoleConfig()
+    esn: ESNConfig = ESNConfig(n=50, **PRESETS["masks"])
+    pole: pole.PoleConfig = pole.plant_config("inverted", substeps=1)
     solvers: tuple[SolverSpec | str, ...] = ("vqe",)
     modes: tuple[str, ...] = NK_MODES
     sweeps: int = 4

@@ -16,7 +16,7 @@ from qselax.cli import (
 )
 from qselax.distill import DistillConfig
 from qselax.nk_selection import NKESNConfig
-from qselax.pole import plant_config
+from qselax.pole import PoleConfig, plant_config
 from qselax.results import COMMON_KEYS, TOP_KEYS
 from qselax.selection import SelectConfig
 from qselax.solvers import vqe
@@ -290,6 +290,7 @@ def test_method_nk_esn_writes_its_fields(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "dp" in printed and "generalisation" in printed
     assert "best table entry" in printed
+    assert "plant reference (1 RK4 step(s) of 0.01 s per control step)" in printed
     r = json.loads((out / "result.json").read_text())
     assert (r["config"]["plant"], r["config"]["substeps"]) == ("reference", 1)
     assert r["nk-esn"]["pole"]["poles"] == "hanging"
@@ -331,7 +332,12 @@ def test_nk_esn_errors_exit_2_and_write_nothing(tmp_path, capsys, argv, match):
 
 
 def test_plant_flags():
-    assert _resolve("--method", "nk-esn")["substeps"] == 2
+    # The default plant is NKESNConfig's: inverted, controlled every 0.01 s (the
+    # masks-only search's setting); --substeps 2 is the benchmark's 0.02 s.
+    default = _resolve("--method", "nk-esn")
+    assert default["substeps"] == 1 and _nk_config(default).pole == NKESNConfig().pole
+    two = _resolve("--method", "nk-esn", "--substeps", "2")
+    assert _nk_config(two).pole == PoleConfig()
     ref = _resolve("--method", "nk-esn", "--plant", "reference")
     assert ref["substeps"] == 1 and _nk_config(ref).pole == plant_config("reference")
     three = _resolve("--method", "nk-esn", "--plant", "reference", "--substeps", "3")

@@ -85,6 +85,37 @@ def test_make_esn_defaults_match_reference():
     assert 0.05 < density < 0.15
 
 
+def test_leak_one_is_the_plain_reservoir_bit_for_bit():
+    cfg = dataclasses.replace(TINY, bias_scale=1.0)
+    assert cfg.leak == 1.0
+    e = E.make_esn(jax.random.key(5), cfg)
+    z = jnp.zeros(cfg.reservoir, jnp.float32)
+    for _ in range(cfg.warmup):
+        z = jnp.tanh(e.b_res + e.w_res @ z)
+    np.testing.assert_array_equal(np.asarray(e.z0), np.asarray(z))
+    zb = jax.random.normal(jax.random.key(6), (4, cfg.reservoir))
+    obs = jax.random.normal(jax.random.key(7), (4, 3))
+    plain = jnp.tanh(e.b_res[None] + obs @ e.w_in.T + zb @ e.w_res.T)
+    np.testing.assert_array_equal(np.asarray(E.reservoir_step(e, zb, obs)), plain)
+    jitted = jax.jit(E.reservoir_step)(e, zb, obs)
+    np.testing.assert_array_equal(np.asarray(jitted), np.asarray(plain))
+
+
+def test_leaky_reservoir_hand_computed():
+    cfg = dataclasses.replace(TINY, bias_scale=1.0, leak=0.3)
+    e = E.make_esn(jax.random.key(5), cfg)
+    z = np.zeros(cfg.reservoir)
+    b, w = np.asarray(e.b_res, np.float64), np.asarray(e.w_res, np.float64)
+    for _ in range(cfg.warmup):
+        z = 0.7 * z + 0.3 * np.tanh(b + w @ z)
+    np.testing.assert_allclose(np.asarray(e.z0), z, rtol=1e-5, atol=1e-6)
+    zb = np.asarray(jax.random.normal(jax.random.key(6), (4, cfg.reservoir)))
+    obs = np.asarray(jax.random.normal(jax.random.key(7), (4, 3)))
+    want = 0.7 * zb + 0.3 * np.tanh(b + obs @ np.asarray(e.w_in).T + zb @ w.T)
+    got = E.reservoir_step(e, jnp.asarray(zb), jnp.asarray(obs))
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)
+
+
 def test_outputs_hand_computed(net):
     z = jax.random.normal(jax.random.key(1), (3, TINY.reservoir))
     bits = jnp.asarray(np.random.default_rng(0).integers(0, 2, (TINY.n, TINY.k + 1)))
@@ -256,6 +287,8 @@ def test_best_entry_first_on_ties():
         ({"connectivity": "ring"}, "connectivity"),
         ({"output_scale": -1.0}, "output_scale"),
         ({"warmup": -1}, "warmup"),
+        ({"leak": 0.0}, "leak"),
+        ({"leak": 1.5}, "leak"),
     ],
 )
 def test_esn_config_errors(change, match):

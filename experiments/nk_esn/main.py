@@ -212,12 +212,55 @@ def footer(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# The reference implementation's 100-run means (all outputs / top 20 % / best
+# single output = best table entry), per K, on its own (hanging) plant.
+REFERENCE_MEANS = {2: (324, 451, 239), 5: (434, 489, 231), 8: (480, 504, 183)}
+
+
+def _se(values, fmt="{:.0f}") -> str:
+    """``mean ± standard error of the mean`` (sample std / sqrt(n))."""
+    v = np.asarray(list(values), np.float64)
+    se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+    return f"{fmt.format(v.mean())} ± {fmt.format(se)}"
+
+
+def reference_table(rows: list[dict]) -> str:
+    """Committees on the reference plant, mean ± s.e., beside the reference's means.
+
+    ``best single`` is the best table entry with its own bits (one value per seed,
+    the same for every row of a K); ``top / DP`` is the row's mean top-20 % score
+    over the DP mask's, ``sum f_i / DP`` its mean training fitness over the DP
+    optimum's.
+    """
+    header = ["K", "solver", "mode", "seeds", "all", "top 20 %", "best single"]
+    header += ["top / DP", "sum f_i / DP", "all / top / best (reference, 100 runs)"]
+    body = []
+    groups = _groups(rows)
+    for (k, solver, mode), rs in groups.items():
+        dp = np.mean([r["generalisation"]["top"] for r in groups[(k, "dp", "shared")]])
+        top = [r["generalisation"]["top"] for r in rs]
+        entry = [r["best_entry"]["generalisation"] for r in rs]
+        ratio = [r["total_fitness"] / r["nk_optimum"] for r in rs]
+        body.append(
+            [k, solver, mode, len(rs), _se(r["generalisation"]["all"] for r in rs)]
+            + [_se(top), _se(entry), f"{np.mean(top) / dp:.3f}"]
+            + [f"{np.mean(ratio):.3f}", " / ".join(map(str, REFERENCE_MEANS[k]))]
+        )
+    return common.markdown(header, body)
+
+
 def tables(results: dict[str, list[dict]]) -> str:
-    """One table per results file (random wiring in its own format)."""
+    """One table per results file (random wiring in its own format); files of the
+    reference plant with every solver also get :func:`reference_table`."""
     out = []
     for name, rows in results.items():
         random = rows[0]["connectivity"] == "random"
         out.append(f"### {name}\n\n" + (random_table if random else table)(rows))
+        solvers = {r["solver"] for r in rows}
+        if rows[0].get("plant") == "reference" and len(solvers) > 3:
+            out.append(
+                f"### {name}: committees, mean ± s.e.\n\n" + reference_table(rows)
+            )
     return "\n\n".join(out)
 
 
