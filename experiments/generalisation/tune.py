@@ -151,7 +151,9 @@ def table(out: Path) -> None:
             == (method, dataset, hidden)
         ]
         mine.sort(key=lambda r: -r["val_mean"])
-        print(f"\n{method} on {dataset}, hidden {hidden}: top 5 of {len(mine)} by val")
+        print(
+            f"\n{method} on {dataset}, hidden {hidden}: top 5 of {len(mine)} by val\n"
+        )
         print("| setting | val mean | test mean |\n|---|---|---|")
         for r in mine[:5]:
             s = ", ".join(f"{k}={v}" for k, v in r["setting"].items())
