@@ -26,7 +26,7 @@ Example:
     >>> out = train_scores(jax.random.key(0), model, data, score_config("edge-popup",
     ...                    epochs=2))
     >>> [m.shape for m in out.masks], round(out.kept_fraction, 2)
-    ([(64, 32), (32, 10)], 0.5)
+    ([(64, 32), (32, 10)], 0.7)
 """
 
 from __future__ import annotations

@@ -78,9 +78,10 @@ SMOKE = dict(
 
 
 def defaults() -> dict:
-    from qselax.cli import DEFAULTS
+    """The demo's settings (``qselax run`` with no flags), resolved by the CLI."""
+    from qselax.cli import build_parser, resolve
 
-    return DEFAULTS
+    return resolve(build_parser().parse_args(["run"]))
 
 
 def table_solvers() -> list[str]:
