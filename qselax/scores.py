@@ -225,6 +225,7 @@ class ScoreResult(NamedTuple):
             evaluation mask's ``train_accuracy``, ``val_accuracy``,
             ``test_accuracy`` and ``kept_fraction``.
         steps: optimiser steps.
+        samples: training samples passed forward and backward (steps x batch).
         network_evals: forward-and-backward passes over the cost split
             (samples trained on / cost-split size), comparable with the quantum
             rows' ``landscape_evals`` (forward passes over the cost split).
@@ -240,6 +241,7 @@ class ScoreResult(NamedTuple):
     best_epoch: int
     history: list
     steps: int
+    samples: int
     network_evals: float
     compile_s: float
     run_s: float
@@ -344,6 +346,7 @@ def train_scores(
         best_epoch=out.best_epoch,
         history=history,
         steps=out.steps,
+        samples=out.samples,
         network_evals=out.samples / len(y),
         compile_s=out.compile_s,
         run_s=out.run_s,
