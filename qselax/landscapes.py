@@ -74,6 +74,7 @@ from qselax.networks import (
     forward_from,
     mask_shapes,
 )
+from qselax.sharding import current_mesh, map_chunks
 
 __all__ = [
     "COSTS",
@@ -197,7 +198,15 @@ def plan_chunk(
 
 
 def map_groups(fn: Callable, arrays: Mapping, chunk: int) -> jax.Array:
-    """``fn`` over the leading (group) axis of ``arrays``, ``chunk`` groups at once."""
+    """``fn`` over the leading (group) axis of ``arrays``, ``chunk`` groups at once.
+
+    Inside a sweep over several devices (:func:`qselax.sharding.sharded_groups`)
+    the chunks are spread over the devices (:func:`qselax.sharding.map_chunks`),
+    each computed with the same shapes, hence the same numbers, as on one.
+    """
+    mesh = current_mesh()
+    if mesh is not None:
+        return map_chunks(fn, dict(arrays), chunk, mesh)
     return jax.lax.map(fn, dict(arrays), batch_size=chunk)
 
 

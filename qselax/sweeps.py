@@ -26,7 +26,7 @@ Modes (``SWEEP_MODES``):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -36,6 +36,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, Shaped
 
 from qselax.bits import bit_index, gather_bits, index_bits, scatter_bits
 from qselax.landscapes import Landscape
+from qselax.sharding import group_mesh, on_groups, replicated, sharded_groups
 from qselax.solvers import Solver
 
 __all__ = [
@@ -183,6 +184,7 @@ def make_sweep(
     mode: str = "sequential",
     block_size: int = 64,
     oracle: str = "landscape",
+    devices: Sequence[jax.Device] | None = None,
 ):
     """Builds the pure sweep of a landscape and a solver.
 
@@ -199,6 +201,8 @@ def make_sweep(
         mode: ``"sequential"`` or ``"parallel"``.
         block_size: groups per block in sequential sweeps.
         oracle: ``"landscape"`` or ``"network"``.
+        devices: the devices the groups are sharded over (:mod:`qselax.sharding`);
+            ``None`` for every visible device.  With one there is no sharding.
 
     Returns:
         ``sweep(params, state) -> (state, SweepInfo)``.
@@ -221,10 +225,12 @@ def make_sweep(
         )
     k = landscape.k
     segments = landscape.segments
+    mesh = group_mesh(devices)
 
     def solve_accept(params, flat, key, index, valid, lands, oracle_fn):
         current = bit_index(gather_bits(flat, index, valid))
-        res = solver.solve(key, lands, current, oracle_fn)
+        lands, current = on_groups((lands, current), mesh)
+        res = on_groups(solver.solve(key, lands, current, oracle_fn), mesh)
         num_groups = lands.shape[0]
         real = jnp.any(valid, axis=-1)
 
@@ -273,7 +279,8 @@ def make_sweep(
     def finish(params, state, key, flat, per_group):
         metrics = {} if landscape.metrics is None else landscape.metrics(params, flat)
         info = SweepInfo(*per_group, landscape.total(params, flat), metrics)
-        return SelectionState(flat, key, state.sweep + 1), info
+        # Whole on every device: the next sweep's input and the driver's record.
+        return replicated((SelectionState(flat, key, state.sweep + 1), info), mesh)
 
     def sample(params, key):
         """The landscapes' params and the solver's key (a minibatch drawn from the
@@ -352,4 +359,12 @@ def make_sweep(
         per_group = jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
         return finish(params, state, key, flat, per_group)
 
-    return parallel if mode == "parallel" else sequential
+    run = parallel if mode == "parallel" else sequential
+    if mesh is None:
+        return run
+
+    def sweep(params, state: SelectionState):
+        with sharded_groups(mesh):
+            return run(params, state)
+
+    return sweep
