@@ -365,6 +365,8 @@ def make_sweep(
 
     def sweep(params, state: SelectionState):
         with sharded_groups(mesh):
-            return run(params, state)
+            # Weights, data and mask whole on every device, as the sweep returns
+            # the state: the next sweep's input is laid out as this one's.
+            return run(*replicated((params, state), mesh))
 
     return sweep
