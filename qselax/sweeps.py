@@ -249,8 +249,11 @@ def make_sweep(
             valid,
             index_bits(res.index, k),
             cur_cost - chosen_cost,
-            lambda f: landscape.total(params, f),
+            # The totals are the single-device program's: the whole mask and
+            # data on every device, never a sum split over devices.
+            lambda f: landscape.total(params, replicated(f, mesh)),
         )
+        flat = replicated(flat, mesh)
         min_cost = jnp.min(lands, axis=-1)
         top1_cost = pick(res.top1)
         entropy = (

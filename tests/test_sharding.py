@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -25,16 +26,19 @@ from qselax.sharding import (
 ROOT = Path(__file__).resolve().parents[1]
 
 # Run in a fresh process with N forced host devices: tiny selections (both sweep
-# modes, the exhaustive solver and a short VQE), their masks, and checks that the
-# work really is laid over the devices.
+# modes, the exhaustive solver and a short VQE; a distillation and an NK shared-mode
+# selection), their masks, and checks that the work really is laid over the devices.
 SCRIPT = textwrap.dedent(
     """
     import json, sys
     import chex, jax, jax.numpy as jnp, numpy as np
     from qselax import solvers
-    from qselax.driver import initial_state
+    from qselax.data import load_dataset
+    from qselax.distill import DistillConfig, distill
+    from qselax.driver import Driver, initial_state
     from qselax.groups import flatten_masks, make_grouping
     from qselax.landscapes import network_landscape, network_params
+    from qselax.nk import NKParams, nk_landscape
     from qselax.selection import SelectConfig, select
     from qselax.sharding import group_mesh, sharded_groups
     from qselax.solvers import make_solver
@@ -51,6 +55,22 @@ SCRIPT = textwrap.dedent(
             sel = select(jax.random.key(0), model, data, cfg, progress=False)
             masks[f"{mode}-{name}"] = np.concatenate(
                 [np.ravel(m) for m in sel.masks])
+    cfg = DistillConfig(teacher_hidden=(4,), width_factor=2, k=3, sweeps=2,
+                        block_size=4, solver="exhaustive", teacher_epochs=20,
+                        val_samples=12)
+    res = distill(jax.random.key(0), load_dataset("iris", seed=0), cfg,
+                  progress=False)
+    masks["distill-exhaustive"] = np.concatenate(
+        [np.ravel(a) for m in res.masks for a in jax.tree.leaves(m)])
+    n = 24
+    wiring = np.stack([(np.arange(n) + j) % n for j in range(4)], 1).astype(np.int32)
+    tables = np.random.default_rng(0).normal(size=(n, 16)).astype(np.float32)
+    nk_sweep = make_sweep(nk_landscape(wiring, n, 4),
+                          make_solver(solvers.vqe(layers=1, steps=10), 4))
+    with Driver(2, progress=False) as driver:
+        run = driver.run(nk_sweep, NKParams(tables, wiring),
+                         initial_state(jax.random.key(0), np.ones(n)), 2, k=4)
+    masks["nk-vqe"] = np.asarray(run.state.flat)
 
     # Where the work goes: a layer's landscapes come back laid over the devices,
     # and the compiled sweep spans them all and traces once.
@@ -91,13 +111,37 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _run(devices: int, path: Path) -> dict:
-    env = dict(
+# One process of a multi-process run: jax.distributed.initialize first, then the
+# same selection as in one process.
+DISTRIBUTED = textwrap.dedent(
+    """
+    import sys
+    import jax, numpy as np
+    port, rank, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=rank)
+    from qselax.selection import SelectConfig, select
+    from tests.test_sweeps import tiny_data, tiny_model
+
+    assert (jax.process_count(), len(jax.devices())) == (2, 4)
+    cfg = SelectConfig(k=4, solver="exhaustive", sweeps=2, block_size=16,
+                       memory_mb=0.5)
+    sel = select(jax.random.key(0), tiny_model(), tiny_data(), cfg, progress=False)
+    np.save(path, np.concatenate([np.ravel(m) for m in sel.masks]))
+    """
+)
+
+
+def _env(devices: int) -> dict:
+    return dict(
         os.environ,
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
         JAX_PLATFORMS="cpu",
         PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     )
+
+
+def _run(devices: int, path: Path) -> dict:
+    env = _env(devices)
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(path)],
         cwd=ROOT,
@@ -116,7 +160,7 @@ def test_four_devices_select_the_single_device_masks(tmp_path):
     assert (one["devices"], four["devices"]) == (1, 4)
     with np.load(tmp_path / "one.npz") as a, np.load(tmp_path / "four.npz") as b:
         assert sorted(a.files) == sorted(b.files)
-        assert len(a.files) == 4  # parallel/sequential x exhaustive/vqe
+        assert len(a.files) == 6  # parallel/sequential x exhaustive/vqe, distill, nk
         for name in a.files:
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     # One device: no mesh. Four: the landscapes of a layer sit on the four devices,
@@ -126,6 +170,38 @@ def test_four_devices_select_the_single_device_masks(tmp_path):
     assert four["groups"] > 4 * four["chunk"]
     assert max(four["landscape_shards"]) < four["groups"]
     assert four["collectives"] and not one["collectives"]
+
+
+@pytest.mark.slow
+def test_two_processes_select_the_single_device_masks(tmp_path):
+    """jax.distributed.initialize in 2 processes of 2 CPU devices each: the sweep
+    spans the 4 devices of both and every process gets the single-device masks."""
+    from qselax.selection import SelectConfig, select
+    from tests.test_sweeps import tiny_data, tiny_model
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", DISTRIBUTED, str(port), str(rank)]
+            + [str(tmp_path / f"{rank}.npy")],
+            cwd=ROOT,
+            env=_env(2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-5000:]
+    cfg = SelectConfig(k=4, solver="exhaustive", sweeps=2, block_size=16, memory_mb=0.5)
+    sel = select(jax.random.key(0), tiny_model(), tiny_data(), cfg, progress=False)
+    want = np.concatenate([np.ravel(m) for m in sel.masks])
+    for rank in (0, 1):
+        np.testing.assert_array_equal(np.load(tmp_path / f"{rank}.npy"), want)
 
 
 def test_one_device_has_no_mesh():
