@@ -51,6 +51,7 @@ import numpy as np
 from flax import nnx
 
 import qselax
+from qselax.checkpoints import Checkpoints
 from qselax.data import DATASETS, load_dataset
 from qselax.distill import HIDDEN_WIDTHS, DistillConfig, check_memory, distill
 from qselax.esn import ESNConfig
@@ -437,6 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a("--out", help="output directory (default runs/latest)")
     a("--quiet", action="store_true", help="no progress bars")
+    a(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in --out (checkpoints are kept after "
+        "every sweep, every block for distill; baselines start again)",
+    )
     replay = sub.add_parser(
         "replay", help="score a run of the NK-ESN reference implementation's files"
     )
@@ -753,28 +760,58 @@ def _document(settings, solvers: dict, references, dataset, model, extra) -> dic
     )
 
 
-def _start(settings: dict) -> Path:
+def _start(settings: dict, resume: bool = False) -> tuple[Path, Checkpoints]:
+    """The output folder and its checkpoints: cleared, or kept to resume from.
+
+    ``metrics.jsonl`` always starts empty: a resumed driver writes the records of
+    the sweeps it restores again, so the file equals an uninterrupted run's.
+    """
     out = Path(settings["out"])
+    checkpoints = Checkpoints(out / "checkpoints")
+    record = checkpoints.directory / "settings.json"
+    if resume and record.exists():
+        saved = json.loads(record.read_text())
+        changed = sorted(
+            k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k)
+        )
+        if changed:
+            raise ValueError(
+                f"--resume: the checkpoints in {checkpoints.directory} are of other "
+                f"settings ({', '.join(_flag(k) for k in changed)} differ); drop "
+                "--resume to start again"
+            )
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.jsonl").unlink(missing_ok=True)
-    return out
+    if not resume:
+        checkpoints.clear()
+    if not record.exists():
+        checkpoints.directory.mkdir(parents=True, exist_ok=True)
+        write_json(record, settings)
+    return out, checkpoints
 
 
-def run(settings: dict, *, progress: bool = True) -> dict:
-    """Runs one experiment and returns the result dict (also written to disk)."""
+def run(settings: dict, *, progress: bool = True, resume: bool = False) -> dict:
+    """Runs one experiment and returns the result dict (also written to disk).
+
+    Args:
+        settings: :func:`resolve`'s settings.
+        progress: show progress bars.
+        resume: continue from the checkpoints in ``settings["out"]`` (kept after
+            every sweep) instead of starting again.
+    """
     runner = {"direct": run_direct, "distill": run_distill, "nk-esn": run_nk_esn}
     runner |= {m: run_baseline for m in _BASELINES}
-    return runner[settings["method"]](settings, progress=progress)
+    return runner[settings["method"]](settings, progress=progress, resume=resume)
 
 
-def run_direct(settings: dict, *, progress: bool = True) -> dict:
+def run_direct(settings: dict, *, progress: bool = True, resume: bool = False) -> dict:
     """``--method direct``: the whole random network, a selection per solver."""
     data, model = _network(settings)
     names = settings["solver"].split(",")
     configs = {s: _select_config(settings, s) for s in names}
     for config in configs.values():
         plan(model, data, config)  # every check before any heavy work
-    out = _start(settings)
+    out, checkpoints = _start(settings, resume)
     graphdef, weights = nnx.split(model)
     key = jax.random.key(settings["seed"])
     references = {"random": _random_reference(graphdef, weights, data)}
@@ -799,6 +836,7 @@ def run_direct(settings: dict, *, progress: bool = True) -> dict:
             config,
             progress=progress,
             loggers=[_MetricsLog(out / "metrics.jsonl", name)],
+            checkpoints=checkpoints.sub(name),
         )
         acc = {
             split: score(graphdef, weights, sel.masks, x, y)
@@ -884,7 +922,9 @@ def _random_reference(graphdef, weights, data) -> dict:
     }
 
 
-def run_baseline(settings: dict, *, progress: bool = True) -> dict:
+def run_baseline(
+    settings: dict, *, progress: bool = True, resume: bool = False
+) -> dict:
     """``--method edge-popup|supermask|dense`` on the direct method's network.
 
     The same data split, frozen random weights (same seed and init) and result.json
@@ -893,7 +933,7 @@ def run_baseline(settings: dict, *, progress: bool = True) -> dict:
     del progress  # one compiled call: nothing to report along the way
     method = settings["method"]
     data, model = _network(settings)
-    out = _start(settings)
+    out, _ = _start(settings)  # one compiled training loop: no checkpoints
     graphdef, weights = nnx.split(model)
     key = jax.random.key(settings["seed"])
     references = {"random": _random_reference(graphdef, weights, data)}
@@ -957,7 +997,7 @@ def run_baseline(settings: dict, *, progress: bool = True) -> dict:
     return result
 
 
-def run_distill(settings: dict, *, progress: bool = True) -> dict:
+def run_distill(settings: dict, *, progress: bool = True, resume: bool = False) -> dict:
     """``--method distill``: one teacher, one student, a distillation per solver."""
     data = _load(settings)
     names = settings["solver"].split(",")
@@ -969,7 +1009,7 @@ def run_distill(settings: dict, *, progress: bool = True) -> dict:
         samples = n_val if config.val_samples is None else config.val_samples
         check_memory(config, in_features, data.num_classes, min(samples, n_val))
         make_solver(config.solver, config.k)
-    out = _start(settings)
+    out, checkpoints = _start(settings, resume)
     first = configs[names[0]]
     key = jax.random.key(settings["seed"])
     t_key, s_key = jax.random.split(jax.random.fold_in(key, 2))
@@ -987,6 +1027,7 @@ def run_distill(settings: dict, *, progress: bool = True) -> dict:
             student=student,
             progress=progress,
             loggers=[_MetricsLog(out / "metrics.jsonl", name)],
+            checkpoints=checkpoints.sub(name),
         )
         acc = res.accuracy["student"]
         solvers[name] = {
@@ -1044,12 +1085,17 @@ def run_distill(settings: dict, *, progress: bool = True) -> dict:
     return result
 
 
-def run_nk_esn(settings: dict, *, progress: bool = True) -> dict:
+def run_nk_esn(settings: dict, *, progress: bool = True, resume: bool = False) -> dict:
     """``--method nk-esn``: tabulate, select with every solver and mode, score."""
     config = _nk_config(settings).validate()
-    out = _start(settings)
+    out, checkpoints = _start(settings, resume)
     key = jax.random.key(settings["seed"])
-    res = nk_esn(key, config, loggers=[_MetricsLog(out / "metrics.jsonl", "shared")])
+    res = nk_esn(
+        key,
+        config,
+        loggers=[_MetricsLog(out / "metrics.jsonl", "shared")],
+        checkpoints=checkpoints,
+    )
     solvers, references = {}, {}
     for row in res.rows:
         label = row["solver"]
@@ -1206,7 +1252,7 @@ def main(argv: list[str] | None = None) -> int:
         return replay_main(args)
     try:
         settings = resolve(args)
-        result = run(settings, progress=not args.quiet)
+        result = run(settings, progress=not args.quiet, resume=args.resume)
     except ValueError as err:
         print(f"qselax: error: {err}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qselax.checkpoints import Checkpoints
 from qselax.driver import Driver, Logger, initial_state
 from qselax.groups import (
     GROUPINGS,
@@ -251,6 +252,7 @@ def select(
     *,
     progress: bool = True,
     loggers: Sequence[Logger] = (),
+    checkpoints: Checkpoints | None = None,
 ) -> Selection:
     """Selects masks of a frozen random network with local K-bit solvers.
 
@@ -262,6 +264,8 @@ def select(
         config: static settings.
         progress: show a progress bar over sweeps.
         loggers: callables given every sweep's history record as it is made.
+        checkpoints: save the loop after every sweep there and resume from its
+            last checkpoint (:mod:`qselax.checkpoints`).
 
     Returns:
         A :class:`Selection`.
@@ -298,6 +302,7 @@ def select(
         desc=f"{config.solver.name} sweeps",
         progress=progress,
         loggers=loggers,
+        checkpoints=checkpoints,
     ) as driver:
         out = driver.run(
             sweep,
