@@ -42,9 +42,11 @@ import argparse
 import dataclasses
 import inspect
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -57,6 +59,7 @@ from qselax.distill import HIDDEN_WIDTHS, DistillConfig, check_memory, distill
 from qselax.esn import ESNConfig
 from qselax.groups import GROUPINGS
 from qselax.landscapes import COSTS, EVALUATORS
+from qselax.loggers import JsonLog, TensorBoardLog
 from qselax.networks import (
     INITS,
     MASK_LEVELS,
@@ -444,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue from the last checkpoint in --out (checkpoints are kept after "
         "every sweep, every block for distill; baselines start again)",
     )
+    a(
+        "--tensorboard",
+        action="store_true",
+        help="also log every sweep as TensorBoard scalars in OUT/tensorboard "
+        "(pip install 'qselax[tensorboard]')",
+    )
     replay = sub.add_parser(
         "replay", help="score a run of the NK-ESN reference implementation's files"
     )
@@ -702,17 +711,6 @@ def _plant(name, **overrides) -> PoleConfig:
     return plant_config(name, **overrides)
 
 
-class _MetricsLog:
-    """The driver's logger hook: one JSON line per sweep in ``metrics.jsonl``."""
-
-    def __init__(self, path: Path, solver: str):
-        self.path, self.solver = path, solver
-
-    def __call__(self, record: dict) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps({"solver": self.solver, **record}) + "\n")
-
-
 def _load(settings: dict, image: bool = False):
     return load_dataset(
         settings["dataset"],
@@ -760,11 +758,27 @@ def _document(settings, solvers: dict, references, dataset, model, extra) -> dic
     )
 
 
-def _start(settings: dict, resume: bool = False) -> tuple[Path, Checkpoints]:
+class _Output(NamedTuple):
+    """A run's output folder, its checkpoints and whether to log to TensorBoard."""
+
+    out: Path
+    checkpoints: Checkpoints
+    tensorboard: bool
+
+    def loggers(self, name: str) -> list:
+        """``metrics.jsonl`` lines (and TensorBoard scalars) of one solver's run."""
+        logs = [JsonLog(self.out / "metrics.jsonl", solver=name)]
+        if self.tensorboard:
+            logs.append(TensorBoardLog(self.out / "tensorboard", name))
+        return logs
+
+
+def _start(settings: dict, resume: bool = False, tensorboard: bool = False) -> _Output:
     """The output folder and its checkpoints: cleared, or kept to resume from.
 
-    ``metrics.jsonl`` always starts empty: a resumed driver writes the records of
-    the sweeps it restores again, so the file equals an uninterrupted run's.
+    ``metrics.jsonl`` (and ``tensorboard/``) always start empty: a resumed driver
+    writes the records of the sweeps it restores again, so the file equals an
+    uninterrupted run's.
     """
     out = Path(settings["out"])
     checkpoints = Checkpoints(out / "checkpoints")
@@ -782,15 +796,22 @@ def _start(settings: dict, resume: bool = False) -> tuple[Path, Checkpoints]:
             )
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.jsonl").unlink(missing_ok=True)
+    shutil.rmtree(out / "tensorboard", ignore_errors=True)
     if not resume:
         checkpoints.clear()
     if not record.exists():
         checkpoints.directory.mkdir(parents=True, exist_ok=True)
         write_json(record, settings)
-    return out, checkpoints
+    return _Output(out, checkpoints, tensorboard)
 
 
-def run(settings: dict, *, progress: bool = True, resume: bool = False) -> dict:
+def run(
+    settings: dict,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+) -> dict:
     """Runs one experiment and returns the result dict (also written to disk).
 
     Args:
@@ -798,20 +819,31 @@ def run(settings: dict, *, progress: bool = True, resume: bool = False) -> dict:
         progress: show progress bars.
         resume: continue from the checkpoints in ``settings["out"]`` (kept after
             every sweep) instead of starting again.
+        tensorboard: also write every sweep's record as TensorBoard scalars in
+            ``settings["out"]/tensorboard`` (needs tensorboardX).
     """
     runner = {"direct": run_direct, "distill": run_distill, "nk-esn": run_nk_esn}
     runner |= {m: run_baseline for m in _BASELINES}
-    return runner[settings["method"]](settings, progress=progress, resume=resume)
+    return runner[settings["method"]](
+        settings, progress=progress, resume=resume, tensorboard=tensorboard
+    )
 
 
-def run_direct(settings: dict, *, progress: bool = True, resume: bool = False) -> dict:
+def run_direct(
+    settings: dict,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+) -> dict:
     """``--method direct``: the whole random network, a selection per solver."""
     data, model = _network(settings)
     names = settings["solver"].split(",")
     configs = {s: _select_config(settings, s) for s in names}
     for config in configs.values():
         plan(model, data, config)  # every check before any heavy work
-    out, checkpoints = _start(settings, resume)
+    output = _start(settings, resume, tensorboard)
+    out, checkpoints = output.out, output.checkpoints
     graphdef, weights = nnx.split(model)
     key = jax.random.key(settings["seed"])
     references = {"random": _random_reference(graphdef, weights, data)}
@@ -835,7 +867,7 @@ def run_direct(settings: dict, *, progress: bool = True, resume: bool = False) -
             data,
             config,
             progress=progress,
-            loggers=[_MetricsLog(out / "metrics.jsonl", name)],
+            loggers=output.loggers(name),
             checkpoints=checkpoints.sub(name),
         )
         acc = {
@@ -923,7 +955,11 @@ def _random_reference(graphdef, weights, data) -> dict:
 
 
 def run_baseline(
-    settings: dict, *, progress: bool = True, resume: bool = False
+    settings: dict,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
 ) -> dict:
     """``--method edge-popup|supermask|dense`` on the direct method's network.
 
@@ -933,7 +969,7 @@ def run_baseline(
     del progress  # one compiled call: nothing to report along the way
     method = settings["method"]
     data, model = _network(settings)
-    out, _ = _start(settings)  # one compiled training loop: no checkpoints
+    out = _start(settings).out  # one compiled training loop: no checkpoints
     graphdef, weights = nnx.split(model)
     key = jax.random.key(settings["seed"])
     references = {"random": _random_reference(graphdef, weights, data)}
@@ -997,7 +1033,13 @@ def run_baseline(
     return result
 
 
-def run_distill(settings: dict, *, progress: bool = True, resume: bool = False) -> dict:
+def run_distill(
+    settings: dict,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+) -> dict:
     """``--method distill``: one teacher, one student, a distillation per solver."""
     data = _load(settings)
     names = settings["solver"].split(",")
@@ -1009,7 +1051,8 @@ def run_distill(settings: dict, *, progress: bool = True, resume: bool = False) 
         samples = n_val if config.val_samples is None else config.val_samples
         check_memory(config, in_features, data.num_classes, min(samples, n_val))
         make_solver(config.solver, config.k)
-    out, checkpoints = _start(settings, resume)
+    output = _start(settings, resume, tensorboard)
+    out, checkpoints = output.out, output.checkpoints
     first = configs[names[0]]
     key = jax.random.key(settings["seed"])
     t_key, s_key = jax.random.split(jax.random.fold_in(key, 2))
@@ -1026,7 +1069,7 @@ def run_distill(settings: dict, *, progress: bool = True, resume: bool = False) 
             teacher=teacher,
             student=student,
             progress=progress,
-            loggers=[_MetricsLog(out / "metrics.jsonl", name)],
+            loggers=output.loggers(name),
             checkpoints=checkpoints.sub(name),
         )
         acc = res.accuracy["student"]
@@ -1085,15 +1128,22 @@ def run_distill(settings: dict, *, progress: bool = True, resume: bool = False) 
     return result
 
 
-def run_nk_esn(settings: dict, *, progress: bool = True, resume: bool = False) -> dict:
+def run_nk_esn(
+    settings: dict,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+) -> dict:
     """``--method nk-esn``: tabulate, select with every solver and mode, score."""
     config = _nk_config(settings).validate()
-    out, checkpoints = _start(settings, resume)
+    output = _start(settings, resume, tensorboard)
+    out, checkpoints = output.out, output.checkpoints
     key = jax.random.key(settings["seed"])
     res = nk_esn(
         key,
         config,
-        loggers=[_MetricsLog(out / "metrics.jsonl", "shared")],
+        loggers=output.loggers("shared"),
         checkpoints=checkpoints,
     )
     solvers, references = {}, {}
@@ -1252,7 +1302,12 @@ def main(argv: list[str] | None = None) -> int:
         return replay_main(args)
     try:
         settings = resolve(args)
-        result = run(settings, progress=not args.quiet, resume=args.resume)
+        result = run(
+            settings,
+            progress=not args.quiet,
+            resume=args.resume,
+            tensorboard=args.tensorboard,
+        )
     except ValueError as err:
         print(f"qselax: error: {err}", file=sys.stderr)
         return 2
