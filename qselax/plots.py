@@ -119,8 +119,14 @@ def _npz(path: Path) -> dict[str, np.ndarray]:
         return {name: f[name] for name in f.files}
 
 
-def _by_suffix(path: Path, prefix: str) -> dict[str, dict[str, np.ndarray]]:
-    return {f.stem[len(prefix) :]: _npz(f) for f in sorted(path.glob(f"{prefix}*.npz"))}
+def _by_suffix(
+    path: Path, prefix: str, order: Sequence[str]
+) -> dict[str, dict[str, np.ndarray]]:
+    """``{name: arrays}`` of ``<prefix><name>.npz``, the run's solvers first in
+    their order (so every figure gives a solver the same colour)."""
+    found = {f.stem[len(prefix) :]: f for f in path.glob(f"{prefix}*.npz")}
+    names = [n for n in order if n in found] + sorted(set(found) - set(order))
+    return {name: _npz(found[name]) for name in names}
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -151,8 +157,8 @@ def load_run(run_dir: str | Path) -> Run:
         path=path,
         result=result,
         metrics=metrics,
-        masks=_by_suffix(path, "masks_"),
-        landscapes=_by_suffix(path, "landscapes_"),
+        masks=_by_suffix(path, "masks_", list(result["solvers"])),
+        landscapes=_by_suffix(path, "landscapes_", list(result["solvers"])),
         nk_table=_npz(table) if table.is_file() else None,
     )
 

@@ -379,6 +379,15 @@ def group_landscapes(
 
     Raises:
         ValueError: a group id outside the grouping (or what :func:`plan` raises).
+
+    Example:
+        >>> import qselax
+        >>> from qselax.networks import ones_masks
+        >>> data = qselax.load_dataset("iris", seed=0)
+        >>> model = qselax.make_model("mlp", data.feature_shape, 3, hidden=(8,))
+        >>> cfg = SelectConfig(solver="exhaustive", k=4)
+        >>> group_landscapes(model, data, cfg, ones_masks(model), [0, 13]).shape
+        (2, 16)
     """
     if config.batch_samples is not None:
         cap = min(config.cost_samples or config.batch_samples, config.batch_samples)
@@ -453,16 +462,6 @@ def landscape_sample(
         layer, the costs, and three configuration indices (bit 0 most
         significant): the solver's choice, the final mask's setting and the
         landscape's argmin.
-
-    Example:
-        >>> import jax, qselax
-        >>> data = qselax.load_dataset("iris", seed=0)
-        >>> model = qselax.make_model("mlp", data.feature_shape, 3, hidden=(8,))
-        >>> cfg = SelectConfig(solver="exhaustive", k=4, sweeps=1, block_size=16)
-        >>> sel = select(jax.random.key(0), model, data, cfg, progress=False)
-        >>> s = landscape_sample(model, data, cfg, sel, num=3)
-        >>> s["landscapes"].shape, s["layer"].tolist()
-        ((3, 16), [0, 0, 1])
     """
     if isinstance(num, bool) or not isinstance(num, int) or num < 1:
         raise ValueError(f"num must be an integer >= 1, got {num!r}")

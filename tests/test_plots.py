@@ -1,17 +1,17 @@
 """``qselax plot``: the figures of a run directory, and the landscape sample.
 
-The runs reuse tests/test_cli.py's tiny settings (iris, a 4-8-3 MLP, K = 4 fan-in
-groups, blocks of 16), so they add no new compiled shapes.
+The run reuses tests/test_cli.py's tiny settings (iris, a 4-8-3 MLP, K = 4 fan-in
+groups, blocks of 16), so it adds no new compiled shapes.  The NK-ESN figures are
+drawn from tests/test_cli.py's own NK-ESN run.
 """
 
 import json
 
-import jax
 import numpy as np
 import pytest
 
 import qselax
-from qselax.cli import main
+from qselax.cli import _network, _select_config, main
 from qselax.plots import (
     load_run,
     plot_grouped_bars,
@@ -20,16 +20,11 @@ from qselax.plots import (
     plot_series,
     save_figure,
 )
-from qselax.selection import SelectConfig, group_landscapes, landscape_sample, select
+from qselax.selection import group_landscapes
 
 TINY = [
     "--hidden", "8", "--k", "4", "--sweeps", "1", "--vqe-steps", "10",
     "--vqe-layers", "1", "--dense-epochs", "3", "--block-size", "16", "--quiet",
-]  # fmt: skip
-NK = [
-    "--method", "nk-esn", "--n", "6", "--k", "1", "--reservoir", "8",
-    "--max-steps", "30", "--sweeps", "1", "--bias-scale", "0",
-    "--output-scale", "30", "--quiet",
 ]  # fmt: skip
 PNG = b"\x89PNG\r\n\x1a\n"
 DIRECT_FIGURES = {
@@ -46,7 +41,8 @@ DIRECT_FIGURES = {
 def direct_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("direct")
     argv = ["run", "--dataset", "iris", *TINY, "--solver", "exhaustive,vqe"]
-    assert main([*argv, "--sweeps", "2", "--out", str(out)]) == 0
+    argv += ["--sweeps", "2", "--dense-epochs", "0", "--out", str(out)]
+    assert main(argv) == 0
     return out
 
 
@@ -116,44 +112,25 @@ def test_plot_run_without_result_is_an_error(tmp_path, capsys):
         load_run(tmp_path)
 
 
-def test_plot_nk_esn_run(tmp_path, capsys):
-    out = tmp_path / "nk"
-    assert main(["run", *NK, "--solver", "grover", "--out", str(out)]) == 0
-    table = np.load(out / "landscapes.npz")
-    r = json.loads((out / "result.json").read_text())
-    labels = [f"{row['solver']}/{row['mode']}" for row in r["nk-esn"]["rows"]]
-    assert table["row_labels"].tolist() == labels
-    assert table["row_fitness"].shape == (len(labels), 6)
+def test_stored_landscapes_are_the_landscapes_at_the_final_mask(direct_run):
+    result = json.loads((direct_run / "result.json").read_text())
+    settings = result["config"]
+    data, model = _network(settings)
+    config = _select_config(settings, "exhaustive")
+    grouping = qselax.make_grouping("fan_in", model, 4)
+    masks = np.load(direct_run / "masks_exhaustive.npz")
+    masks = tuple(masks[f"layer{j}"].astype(np.float32) for j in range(2))
+    full = qselax.naive_landscapes(
+        model, grouping, qselax.flatten_masks(masks), data.x_train, data.y_train
+    )
+    s = np.load(direct_run / "landscapes_exhaustive.npz")
+    np.testing.assert_allclose(s["landscapes"], np.asarray(full)[s["group"]], 1e-5)
+    ids = [0, grouping.num_groups - 1]
     np.testing.assert_allclose(
-        table["row_fitness"].sum(-1),
-        [row["total_fitness"] for row in r["nk-esn"]["rows"]],
-        rtol=1e-5,
+        group_landscapes(model, data, config, masks, ids), np.asarray(full)[ids], 1e-5
     )
-    capsys.readouterr()
-    written, skipped = plot_run(out)
-    _check_files(written, {"history", "committees", "nk_fitness"})
-    assert {"search", "kept_fraction", "landscapes", "entanglement"} == set(skipped)
-
-
-def test_landscape_sample_is_the_landscape_at_the_mask():
-    data = qselax.load_dataset("iris", seed=0)
-    model = qselax.make_model("mlp", data.feature_shape, 3, hidden=(8,))
-    cfg = SelectConfig(solver="exhaustive", k=4, sweeps=1, block_size=16)
-    sel = select(jax.random.key(0), model, data, cfg, progress=False)
-    s = landscape_sample(model, data, cfg, sel, num=100)  # more than there are
-    assert s["group"].tolist() == list(range(sel.grouping.num_groups))
-    full = qselax.network_landscape(
-        model, sel.grouping, num_samples=len(data.y_train)
-    ).all(
-        qselax.network_params(model, data.x_train, data.y_train),
-        qselax.flatten_masks(sel.masks),
-    )
-    np.testing.assert_allclose(s["landscapes"], np.asarray(full), rtol=1e-6)
-    assert (s["chosen"] == sel.groups["chosen"]).all()
     with pytest.raises(ValueError, match="outside"):
-        group_landscapes(model, data, cfg, sel.masks, [sel.grouping.num_groups])
-    with pytest.raises(ValueError, match="num"):
-        landscape_sample(model, data, cfg, sel, num=0)
+        group_landscapes(model, data, config, masks, [grouping.num_groups])
 
 
 def test_figure_functions_take_loaded_data(tmp_path):
