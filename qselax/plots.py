@@ -290,6 +290,7 @@ def plot_series(
     ylabel: str,
     title: str | None = None,
     logy: bool = False,
+    dashed: Sequence[str] = (),
     ax=None,
 ) -> Figure:
     """Lines with markers: ``series[label] = (xs, ys)``.
@@ -299,6 +300,7 @@ def plot_series(
         xlabel, ylabel: axis labels.
         title: the axes' title.
         logy: a base-2 logarithmic y axis.
+        dashed: labels drawn as dashed lines without markers (e.g. a theory).
         ax: draw into these axes instead of a new figure.
 
     Returns:
@@ -307,9 +309,13 @@ def plot_series(
     if not series:
         raise ValueError("plot_series: nothing to draw")
     if ax is None:
-        ax = _figure(5.0, 3.2).subplots()
+        ax = _figure(7.0, 3.4).subplots()
     for i, (label, (xs, ys)) in enumerate(series.items()):
-        ax.plot(xs, ys, marker="o", ms=3, label=label, color=f"C{i % 10}")
+        style = dict(ls="--", marker=None) if label in dashed else dict(marker="o")
+        ax.plot(xs, ys, ms=3, label=label, color=f"C{i % 10}", **style)
+    xs = {float(x) for xs, _ in series.values() for x in xs}
+    if len(xs) <= 12 and all(x.is_integer() for x in xs):
+        ax.set_xticks(sorted(xs))
     if logy:
         ax.set_yscale("log", base=2)
     ax.set_xlabel(xlabel)

@@ -112,7 +112,7 @@ def test_table(name, smoke):
         )
 
 
-@pytest.mark.parametrize("name", ["generalisation", "solver_table"])
+@pytest.mark.parametrize("name", ["generalisation", "grover_scaling", "solver_table"])
 def test_plot(name, tmp_path):
     """``--plot`` draws the README's figure from the committed results."""
     for path in (ROOT / "experiments" / name / "results").glob("*.jsonl"):
