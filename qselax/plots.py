@@ -49,6 +49,7 @@ from matplotlib.ticker import MaxNLocator
 __all__ = [
     "FORMATS",
     "HISTORY_PANELS",
+    "SEARCH_PANELS",
     "Run",
     "histories",
     "load_run",
@@ -76,6 +77,7 @@ HISTORY_PANELS = (
     ("kept fraction", ("kept_fraction",)),
     ("shared-mode fitness", ("fitness",)),
 )
+# The panels of plot_search.
 SEARCH_PANELS = (
     ("optimum rate", ("optimum_rate", "top1_optimum_rate")),
     ("accepted groups", ("accepted",)),
