@@ -5,7 +5,9 @@ MLP (64-256-10, 18,944 weights), fan-in groups of K = 8 weights, sequential swee
 ``vqe`` and with ``exhaustive``, beside the trained dense twin and the unmasked random
 network.  It prints a comparison table and writes ``DIR/result.json`` (the one schema
 of :mod:`qselax.results`), ``DIR/metrics.jsonl`` (one line per sweep, written as the
-run goes) and the selected masks (``DIR/masks_<solver>.npz``).  ``qselax run --config
+run goes), the selected masks (``DIR/masks_<solver>.npz``) and the exact
+landscapes of a few groups at the final mask (``DIR/landscapes_<solver>.npz``,
+:func:`qselax.selection.landscape_sample`).  ``qselax run --config
 FILE.json`` reads the same settings from a JSON object whose keys are the long flag
 names (``--k`` -> ``"k"``, ``--block-size`` -> ``"block_size"``); flags given on the
 command line win.
@@ -34,6 +36,10 @@ files (``NN_r.dat``, ``NK_r.dat``, ``solDP_r.dat``; :mod:`qselax.reference`) and
 scores it: qselax's tabulation against the file's table, the DP optimum, and the
 generalisation scores of the reference's committees (prints JSON; ``--out FILE``
 also writes it).
+
+``qselax plot DIR`` draws the figures of a run directory into ``DIR/plots/`` (PNG
+and SVG, :func:`qselax.plots.plot_run`) and prints the files it wrote; a figure
+whose data the run lacks is skipped with a note.
 """
 
 from __future__ import annotations
@@ -88,7 +94,15 @@ from qselax.scores import (
     score_config,
     train_scores,
 )
-from qselax.selection import COST_SPLITS, INIT_MASKS, SelectConfig, plan, score, select
+from qselax.selection import (
+    COST_SPLITS,
+    INIT_MASKS,
+    SelectConfig,
+    landscape_sample,
+    plan,
+    score,
+    select,
+)
 from qselax.solvers import SOLVERS, make_solver, solver_spec, vqe
 from qselax.student import COMPRESSIONS, make_student, make_teacher, student_forward
 from qselax.sweeps import ORACLES, SWEEP_MODES
@@ -463,6 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--substeps", type=int, help="RK4 steps per control step")
     replay.add_argument("--out", help="also write the JSON to this file")
+    plot = sub.add_parser(
+        "plot", help="draw a run directory's figures (PNG and SVG) into DIR/plots"
+    )
+    plot.add_argument("dir", help="a run's output directory (its result.json)")
+    plot.add_argument("--out", help="where the figures go (default DIR/plots)")
     return parser
 
 
@@ -904,6 +923,11 @@ def run_direct(
         }
         masks = {f"layer{j}": np.asarray(m, np.uint8) for j, m in enumerate(sel.masks)}
         write_atomic(out / f"masks_{name}.npz", lambda f, m=masks: np.savez(f, **m))
+        # A few groups' exact landscapes at the final mask, for `qselax plot`.
+        sample = landscape_sample(model, data, config, sel)
+        write_atomic(
+            out / f"landscapes_{name}.npz", lambda f, s=sample: np.savez(f, **s)
+        )
     result = _document(
         settings,
         solvers,
@@ -1202,7 +1226,12 @@ def run_nk_esn(
         "pole": dataclasses.asdict(config.pole),
     }
     result = _document(settings, entries, references, None, model, extra)
-    arrays = {"fitness": np.asarray(res.landscapes.fitness)}
+    arrays = {
+        "fitness": np.asarray(res.landscapes.fitness),
+        # every row's per-output fitness under its bits, for `qselax plot`
+        "row_fitness": np.asarray(res.row_fitness, np.float32),
+        "row_labels": np.asarray([f"{r['solver']}/{r['mode']}" for r in res.rows]),
+    }
     write_atomic(out / "landscapes.npz", lambda f: np.savez(f, **arrays))
     write_json(out / "result.json", result)
     return result
@@ -1296,10 +1325,28 @@ def replay_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def plot_main(args: argparse.Namespace) -> int:
+    """``qselax plot DIR``: every figure the run's files allow; prints the files."""
+    from qselax.plots import plot_run  # matplotlib only where figures are drawn
+
+    try:
+        written, skipped = plot_run(args.dir, args.out)
+    except ValueError as err:
+        print(f"qselax: error: {err}", file=sys.stderr)
+        return 2
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
+    for path in written:
+        print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "replay":
         return replay_main(args)
+    if args.command == "plot":
+        return plot_main(args)
     try:
         settings = resolve(args)
         result = run(

@@ -308,6 +308,8 @@ class NKESNResult(NamedTuple):
             table entry with its own bits (:func:`qselax.esn.best_entry`):
             ``output``, ``bits``, ``fitness``, ``generalisation``,
             ``train_fitness``.
+        row_fitness: ``(R, N)`` each row's per-output fitness under its bits
+            (from the table), in the order of ``rows``.
     """
 
     esn: ESN
@@ -317,6 +319,7 @@ class NKESNResult(NamedTuple):
     tabulate_s: float
     episodes: int
     best_entry: dict | None = None
+    row_fitness: np.ndarray | None = None
 
 
 def nk_esn(
@@ -461,4 +464,5 @@ def nk_esn(
         tabulate_s=tabulate_s,
         episodes=int(fitness.size),
         best_entry=entry,
+        row_fitness=np.stack([np.asarray(s.fitness) for _, _, s, _ in selections]),
     )

@@ -16,6 +16,7 @@ from qselax.cli import (
 )
 from qselax.distill import DistillConfig
 from qselax.nk_selection import NKESNConfig
+from qselax.plots import FORMATS, plot_run
 from qselax.pole import PoleConfig, plant_config
 from qselax.results import COMMON_KEYS, TOP_KEYS
 from qselax.selection import SelectConfig
@@ -311,6 +312,17 @@ def test_method_nk_esn_writes_its_fields(tmp_path, capsys):
     table = np.load(out / "landscapes.npz")["fitness"]
     assert table.shape == (6, 4)
     assert entry["fitness"] == pytest.approx(float(table.max()))
+    # Every row's per-output fitness, and the figures `qselax plot` draws of them.
+    npz = np.load(out / "landscapes.npz")
+    rows = r["nk-esn"]["rows"]
+    assert npz["row_labels"].tolist() == [f"{w['solver']}/{w['mode']}" for w in rows]
+    totals = [w["total_fitness"] for w in rows]
+    np.testing.assert_allclose(npz["row_fitness"].sum(-1), totals, rtol=1e-5)
+    written, skipped = plot_run(out)
+    assert {p.name for p in written} == {
+        f"{n}.{e}" for n in ("history", "committees", "nk_fitness") for e in FORMATS
+    }
+    assert set(skipped) == {"search", "kept_fraction", "landscapes", "entanglement"}
 
 
 @pytest.mark.parametrize(
