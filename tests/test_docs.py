@@ -49,11 +49,11 @@ def test_every_module_declares_public_names_and_imports_no_private_ones():
 
 
 def test_new_method_example_runs(capsys):
-    text = (DOCS / "index.md").read_text()
+    text = (DOCS / "design.md").read_text()
     section = text[text.index("### A new method is a landscape and a config") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     namespace: dict = {}
-    exec(compile(code, str(DOCS / "index.md"), "exec"), namespace)  # noqa: S102
+    exec(compile(code, str(DOCS / "design.md"), "exec"), namespace)  # noqa: S102
     run = namespace["run"]
     costs = [h["cost"] for h in run.history]
     assert all(b <= a + 1e-6 for a, b in zip(costs, costs[1:], strict=False))
