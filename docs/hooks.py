@@ -167,7 +167,7 @@ def cli_reference() -> str:
 # result.json keys.
 
 TOP_KEY_MEANINGS = {
-    "schema": "the layout's version, `qselax.results.SCHEMA`",
+    "schema": "the layout's version, [`SCHEMA`][qselax.results.SCHEMA]",
     "qselax_version": "the package version that wrote the file",
     "method": "the run's `--method`, one of {methods}",
     "seed": "the run's seed (data split, network, solvers)",
@@ -180,7 +180,8 @@ TOP_KEY_MEANINGS = {
     "`dense` (the trained twin), `teacher`; for nk-esn the exact rows",
     "dataset": "sizes and classes of the splits (`null` for nk-esn)",
     "model": "the network",
-    "platform": "versions, backend and devices (`qselax.results.platform_info`)",
+    "platform": "versions, backend and devices "
+    "([`platform_info`][qselax.results.platform_info])",
 }
 
 COMMON_KEY_MEANINGS = {
