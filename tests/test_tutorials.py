@@ -88,6 +88,7 @@ def test_new_solver(monkeypatch):
     assert str(ns["greedy"](steps=k)) == f"greedy(steps={k})"
 
 
+@pytest.mark.slow  # about 20 s of CPU: the replay runs 1000-step episodes
 def test_nk_esn_reference(monkeypatch):
     ns = run_tutorial("nk_esn_reference", monkeypatch)
     result, config = ns["result"], ns["config"]
