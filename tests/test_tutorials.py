@@ -2,7 +2,7 @@
 
 Each script is executed in this process with ``QSELAX_SMOKE=1`` and its variables
 are checked against what qselax promises: shapes, the exact solvers' optimum, costs
-that never rise, and the reference implementation's published scores.
+that never rise, and the scores the reference implementation reports for its own run.
 """
 
 import runpy
