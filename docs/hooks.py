@@ -100,8 +100,8 @@ def api_page(name: str) -> str:
     if moved:
         # Only the names defined here are rendered here; a re-exported name is
         # documented once, on its own module's page.
-        lines += ["      members:"]
-        lines += [f"        - {n}" for n in own] if own else ["        []"]
+        members = [f"        - {n}" for n in own]
+        lines += ["      members:", *members] if own else ["      members: []"]
         lines += [
             "",
             "## Re-exported names",
@@ -119,7 +119,7 @@ def api_page(name: str) -> str:
 
 
 def _summary(name: str) -> str:
-    """The first sentence of the module's docstring, Sphinx roles as code."""
+    """The first paragraph of the module's docstring, Sphinx roles as code."""
     doc = (importlib.import_module(name).__doc__ or "").strip()
     first = " ".join(doc.split("\n\n")[0].split())
     return re.sub(r":[a-z]+:`~?\.?([^`]+)`", r"`\1`", first).replace("|", "\\|")
