@@ -120,7 +120,8 @@ def line_search_accept(
 
     Args:
         flat: ``(N,)`` current mask.
-        index, valid: ``(G, K)`` group indices and validity.
+        index: ``(G, K)`` group indices.
+        valid: ``(G, K)`` validity of the indices.
         new_bits: ``(G, K)`` proposed bits.
         gain: ``(G,)`` cost decrease each proposal achieves on its own.
         evaluate: ``flat -> scalar`` total cost.
