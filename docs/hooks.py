@@ -262,11 +262,21 @@ def on_config(config):
 
 
 def on_files(files, config):
-    """Adds the generated API pages."""
+    """Adds the generated API pages and the experiments' README figures."""
     from mkdocs.structure.files import File
 
     for name in api_modules():
         files.append(File.generated(config, f"api/{name}.md", content=api_page(name)))
+    # An experiment's page includes its README, whose figures sit beside it in
+    # experiments/<name>/figures/: the site gets them at the same relative place.
+    for path in sorted((ROOT / "experiments").glob("*/figures/*.png")):
+        rel = path.relative_to(ROOT).as_posix()
+        files.append(File.generated(config, rel, abs_src_path=str(path)))
+    # Top-level pages include README sections whose figures are linked as
+    # docs/figures/...: the site serves them at that path too.
+    for path in sorted((ROOT / "docs" / "figures").glob("*.png")):
+        rel = f"docs/figures/{path.name}"
+        files.append(File.generated(config, rel, abs_src_path=str(path)))
     return files
 
 

@@ -299,7 +299,8 @@ def plot_series(
 
     Args:
         series: ``{legend label: (x values, y values)}``.
-        xlabel, ylabel: axis labels.
+        xlabel: the x axis label.
+        ylabel: the y axis label.
         title: the axes' title.
         logy: a base-2 logarithmic y axis.
         dashed: labels drawn as dashed lines without markers (e.g. a theory).

@@ -69,7 +69,12 @@ def test_a_module_without_public_names_stops_the_build(monkeypatch):
 def test_cli_reference_has_every_option_of_every_command():
     text = hooks.cli_reference()
     parsers = hooks.cli_parsers()
-    assert [prog for prog, _ in parsers] == ["qselax", "qselax run", "qselax replay"]
+    assert [prog for prog, _ in parsers] == [
+        "qselax",
+        "qselax run",
+        "qselax replay",
+        "qselax plot",
+    ]
     for prog, parser in parsers:
         assert f"## `{prog}`" in text
         for action in parser._actions:
