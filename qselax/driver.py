@@ -14,7 +14,9 @@ loggers), an unfinished one continues where it stopped.
 A history record holds ``stage``, ``sweep``, ``cost`` (the landscape's total cost
 after the sweep), the landscape's ``metrics`` (e.g. ``val_accuracy``),
 ``optimum_rate`` and ``top1_optimum_rate`` of the sweep's solves, ``accepted``
-groups, ``lookups``, ``oracle_calls``, ``shots``, ``mean_entropy`` and ``seconds``.
+groups, ``lookups``, ``oracle_calls``, ``shots``, ``mean_entropy``,
+``optimizer_steps`` (mean optimiser steps per group; 0 without an optimiser) and
+``seconds``.
 
 Example:
     >>> import jax, numpy as np
@@ -144,6 +146,7 @@ def sweep_record(info: SweepInfo, **extra: Any) -> dict:
         "oracle_calls": int(np.sum(info.oracle_calls)),
         "shots": int(np.sum(info.shots)),
         "mean_entropy": _mean_or_none(_real(info, info.entropy)),
+        "optimizer_steps": float(np.mean(_real(info, info.steps))),
     }
 
 
@@ -239,6 +242,9 @@ class Driver:
         """
         if patience is not None and select_on is None:
             raise ValueError("patience needs select_on (the value to watch)")
+        init_carry = getattr(sweep, "init_carry", None)
+        if state.carry is None and init_carry is not None:
+            state = state._replace(carry=init_carry())  # a warm-starting solver's
         params, state = jax.tree.map(
             lambda x: x if isinstance(x, jax.Array) else jnp.asarray(x), (params, state)
         )
