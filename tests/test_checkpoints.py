@@ -231,3 +231,23 @@ def test_sigkill_at_a_random_moment_then_resume_equals_an_uninterrupted_run(tmp_
         for f in ((whole / "metrics.jsonl").open(), (cut / "metrics.jsonl").open())
     ]
     assert plain[0] == plain[1], why
+
+
+def test_a_warm_solver_carry_is_checkpointed_and_resumed(tmp_path):
+    from qselax.solvers import solver_spec
+
+    solver = make_solver(solver_spec("vqe", steps=20, warm_steps=3), K)
+    sweep = make_sweep(nk_landscape(WIRING, N, K), solver, block_size=4)
+    state = initial_state(jax.random.key(1), np.ones(N, np.float32))
+
+    def run(checkpoints=None, loggers=()):
+        with Driver(4, progress=False, loggers=loggers, checkpoints=checkpoints) as d:
+            return d.run(sweep, PARAMS, state, 4, k=K)
+
+    want = run()
+    with pytest.raises(_Stop):
+        run(Checkpoints(tmp_path), [_stop_after(2)])
+    got = run(Checkpoints(tmp_path))
+    assert _plain(got.history) == _plain(want.history)
+    assert [h["optimizer_steps"] for h in got.history] == [20.0, 3.0, 3.0, 3.0]
+    chex.assert_trees_all_equal(got.state.carry, want.state.carry)
