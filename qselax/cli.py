@@ -96,6 +96,7 @@ from qselax.scores import (
 )
 from qselax.selection import (
     COST_SPLITS,
+    DIRECT_VQE,
     INIT_MASKS,
     SelectConfig,
     landscape_sample,
@@ -155,8 +156,9 @@ DEFAULTS = {
     "val_samples": _DISTILL.val_samples,
     "oracle": _SELECT.oracle,
     "vqe_layers": _VQE["layers"],
-    "vqe_steps": _VQE["steps"],
-    "vqe_lr": _VQE["learning_rate"],
+    "vqe_steps": None,  # the method's (direct: DIRECT_VQE; else the factory's)
+    "vqe_lr": None,
+    "vqe_rotations": None,
     "readout": _VQE["readout"],
     "opt": [],
     "seed": 0,
@@ -194,6 +196,11 @@ DEFAULTS = {
     "leak": _ESN.leak,
     "out": "runs/latest",
 }
+_FACTORY_VQE = {
+    "vqe_steps": _VQE["steps"],
+    "vqe_lr": _VQE["learning_rate"],
+    "vqe_rotations": ",".join(_VQE["rotations"]),
+}
 _METHOD_DEFAULTS = {
     "direct": {
         "init": DIRECT_INIT,
@@ -201,6 +208,9 @@ _METHOD_DEFAULTS = {
         "k": _SELECT.k,
         "block_size": _SELECT.block_size,
         "solver": "vqe,exhaustive",
+        "vqe_steps": DIRECT_VQE["steps"],
+        "vqe_lr": DIRECT_VQE["learning_rate"],
+        "vqe_rotations": ",".join(DIRECT_VQE["rotations"]),
     },
     "distill": {
         "init": _DISTILL.init,
@@ -208,8 +218,14 @@ _METHOD_DEFAULTS = {
         "k": _DISTILL.k,
         "block_size": _DISTILL.block_size,
         "solver": _DISTILL.solver.name,
+        **_FACTORY_VQE,
     },
-    "nk-esn": {"sweeps": _NK.sweeps, "k": _ESN.k, "solver": "vqe,exhaustive"},
+    "nk-esn": {
+        "sweeps": _NK.sweeps,
+        "k": _ESN.k,
+        "solver": "vqe,exhaustive",
+        **_FACTORY_VQE,
+    },
     **{m: {"init": DIRECT_INIT, **SCORE_DEFAULTS[m]} for m in SCORE_METHODS},
     "dense": {
         "init": DIRECT_INIT,
@@ -224,7 +240,7 @@ _NETWORK = ("model", "hidden", "channels", "width", "init", "mask_level")
 # Which settings apply to which method (``config`` in result.json records these).
 _COMMON = ("method", "solver", "opt", "seed", "out", "k", "sweeps")
 _BASE = ("method", "seed", "out")
-_VQE_KEYS = ("vqe_layers", "vqe_steps", "vqe_lr", "readout")
+_VQE_KEYS = ("vqe_layers", "vqe_steps", "vqe_lr", "vqe_rotations", "readout")
 _DATA = ("dataset", "val_fraction", "test_fraction", "max_train", "data_dir")
 _APPLIES = {
     "direct": (
@@ -361,8 +377,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a("--val-samples", type=int, help="distill: cap on validation samples (targets)")
     a("--vqe-layers", type=int, help="VQE ansatz layers (default 3)")
-    a("--vqe-steps", type=int, help="VQE Adam steps per sweep (default 100)")
-    a("--vqe-lr", type=float, help="VQE Adam learning rate (default 0.1)")
+    a(
+        "--vqe-steps",
+        type=int,
+        help=f"VQE Adam steps per sweep (default {DIRECT_VQE['steps']} for direct, "
+        f"{_VQE['steps']} otherwise)",
+    )
+    a(
+        "--vqe-lr",
+        type=float,
+        help=f"VQE Adam learning rate (default {DIRECT_VQE['learning_rate']} for "
+        f"direct, {_VQE['learning_rate']} otherwise)",
+    )
+    a(
+        "--vqe-rotations",
+        help="VQE rotations of each layer, comma-separated from rx, ry, rz (default "
+        f"{','.join(DIRECT_VQE['rotations'])} for direct: real amplitudes; "
+        f"{','.join(_VQE['rotations'])} otherwise)",
+    )
     a("--readout", type=int, help="VQE readout bitstrings (default 2^K/16)")
     a(
         "--oracle",
@@ -662,8 +694,13 @@ def _spec(settings: dict, solver: str):
     if solver == "vqe":
         options = {
             "layers": settings.get("vqe_layers", DEFAULTS["vqe_layers"]),
-            "steps": settings.get("vqe_steps", DEFAULTS["vqe_steps"]),
-            "learning_rate": settings.get("vqe_lr", DEFAULTS["vqe_lr"]),
+            "steps": settings.get("vqe_steps") or _VQE["steps"],
+            "learning_rate": settings.get("vqe_lr") or _VQE["learning_rate"],
+            "rotations": tuple(
+                str(settings.get("vqe_rotations") or ",".join(_VQE["rotations"])).split(
+                    ","
+                )
+            ),
             "readout": settings.get("readout", DEFAULTS["readout"]),
         }
     for opt in settings["opt"]:

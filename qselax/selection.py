@@ -50,6 +50,7 @@ from qselax.sweeps import ORACLES, SWEEP_MODES, make_sweep
 
 __all__ = [
     "COST_SPLITS",
+    "DIRECT_VQE",
     "INIT_MASKS",
     "SelectConfig",
     "Selection",
@@ -62,6 +63,13 @@ __all__ = [
 
 INIT_MASKS = ("ones", "random")
 COST_SPLITS = ("train", "val")
+
+
+# Direct selection's VQE: the real-amplitude ansatz (RY layers and CNOT ladders,
+# float32 states) with 50 Adam steps at learning rate 0.2. On the demo (seeds 0-2)
+# it keeps the optimum rate of the complex (RY, RZ) ansatz with 100 steps at 0.1
+# (0.975-0.980 against 0.974-0.978) at about a quarter of its circuit time.
+DIRECT_VQE = {"rotations": ("ry",), "steps": 50, "learning_rate": 0.2}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +110,7 @@ class SelectConfig:
             masked network evaluated on them); see :func:`qselax.sweeps.make_sweep`.
     """
 
-    solver: SolverSpec | str = "vqe"
+    solver: SolverSpec | str = solver_spec("vqe", **DIRECT_VQE)
     grouping: str = "fan_in"
     k: int = 8
     sweeps: int = 3

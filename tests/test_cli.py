@@ -19,10 +19,16 @@ from qselax.nk_selection import NKESNConfig
 from qselax.plots import FORMATS, plot_run
 from qselax.pole import PoleConfig, plant_config
 from qselax.results import COMMON_KEYS, TOP_KEYS
-from qselax.selection import SelectConfig
+from qselax.selection import DIRECT_VQE, SelectConfig
 from qselax.solvers import vqe
 
-_VQE_FLAGS = {"layers": 3, "steps": 100, "learning_rate": 0.1, "readout": None}
+_VQE_FLAGS = {
+    "layers": 3,
+    "steps": 100,
+    "learning_rate": 0.1,
+    "readout": None,
+    "rotations": ("ry", "rz"),
+}
 
 TINY = [
     "--hidden", "8", "--k", "4", "--sweeps", "1", "--vqe-steps", "10",
@@ -56,8 +62,9 @@ def test_cli_defaults_are_the_configs_defaults():
         if f.name != "solver":
             assert direct[f.name] == getattr(cfg, f.name), f.name
     assert _select_config(direct, "vqe") == SelectConfig(
-        solver=vqe(layers=3, steps=100, learning_rate=0.1, readout=None)
+        solver=vqe(layers=3, readout=None, **DIRECT_VQE)
     )
+    assert SelectConfig().solver == vqe(**DIRECT_VQE)
     distill = _resolve("--method", "distill")
     assert _distill_config(distill, "exhaustive") == DistillConfig()
     nk = _resolve("--method", "nk-esn", "--solver", "vqe")
