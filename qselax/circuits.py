@@ -83,6 +83,7 @@ __all__ = [
     "circuit_qasm",
     "depolarizing_codes",
     "hea_circuit",
+    "hea_ladder_matrix",
     "hea_param_shape",
     "hea_probs",
     "hea_resources",
@@ -453,6 +454,16 @@ class _ChunkGate(NamedTuple):
     rotated: int  # how many leading qubits get their rotations in this gate
     # (d, d) column permutation (cnot), (d,) sign vector (cz), or None.
     ladder: np.ndarray | None
+
+
+def hea_ladder_matrix(num_qubits: int) -> np.ndarray:
+    """The CNOT ladder ``(0,1), (1,2), ...`` as a real ``(2^K, 2^K)`` permutation.
+
+    Example:
+        >>> hea_ladder_matrix(2).astype(int).tolist()
+        [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]]
+    """
+    return np.real(_ladder_permutation(num_qubits)).astype(np.float32)
 
 
 def _ladder_permutation(n: int) -> np.ndarray:

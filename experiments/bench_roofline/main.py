@@ -44,7 +44,14 @@ import common  # noqa: E402
 
 FILE = "roofline.jsonl"
 SMOKE = dict(
-    matmul=256, stream=1 << 20, repeats=1, groups=16, hidden="16", lenet=False, k=4
+    matmul=256,
+    stream=1 << 20,
+    repeats=1,
+    groups=16,
+    hidden="16",
+    lenet=False,
+    k=4,
+    alt_ks=[3],
 )
 
 
@@ -167,6 +174,46 @@ def circuit_roofline(name, k, groups, repeats, **options) -> dict:
     }
 
 
+def layer_alternatives(k: int, groups: int, repeats: int) -> dict:
+    """One value-and-gradient step of a 3-layer RY ansatz three ways (seconds)."""
+    from qselax import circuits
+
+    layers = 3
+    real = circuits.Ansatz(k, layers, ("ry",), "cnot")
+    cx = circuits.Ansatz(k, layers, ("ry", "rz"), "cnot")
+    ladder = jnp.asarray(circuits.hea_ladder_matrix(k))
+
+    def dense_probs(p):
+        """Each layer as one dense 2^K x 2^K matrix (kron of the RYs, ladder)."""
+
+        def layer(state, theta):
+            c, s = jnp.cos(0.5 * theta[0]), jnp.sin(0.5 * theta[0])
+            ry = jnp.stack([jnp.stack([c, -s], -1), jnp.stack([s, c], -1)], -2)
+            u = ry[0]
+            for q in range(1, k):
+                u = jnp.kron(u, ry[q])
+            return (u @ ladder) @ state, None
+
+        plus = jnp.full((2**k,), 2.0 ** (-k / 2), jnp.float32)
+        return jnp.square(jax.lax.scan(layer, plus, p)[0])
+
+    land = jax.random.normal(jax.random.key(4), (groups, 2**k), jnp.float32)
+    p = 0.1 * jax.random.normal(jax.random.key(5), (groups, layers, 1, k))
+    p2 = jnp.concatenate([p, p], axis=2)
+
+    def timed(probs, params):
+        step = jax.jit(jax.vmap(jax.value_and_grad(lambda q, c: jnp.sum(probs(q) * c))))
+        return _best(lambda: step(params, land), repeats)
+
+    return {
+        "k": k,
+        "groups": groups,
+        "real_fused_einsum": timed(lambda q: circuits.hea_probs(q, real), p),
+        "real_dense_layer": timed(dense_probs, p) if k <= 8 else None,
+        "complex_fused_tc": timed(lambda q: circuits.hea_probs(q, cx), p2),
+    }
+
+
 def run(args) -> dict:
     from qselax.cli import build_parser, resolve
     from qselax.data import load_dataset
@@ -204,6 +251,9 @@ def run(args) -> dict:
         circuit_roofline("vqe", args.k, args.groups, args.repeats, rotations=r)
         for r in (("ry", "rz"), ("ry",))
     ] + [circuit_roofline("qaoa", args.k, args.groups, args.repeats)]
+    record["alternatives"] = [
+        layer_alternatives(k, args.groups, args.repeats) for k in args.alt_ks
+    ]
     return record
 
 
@@ -249,7 +299,28 @@ def table(r: dict) -> str:
             for c in r["circuits"]
         ],
     )
-    return "\n".join([head, "", lands, "", circs])
+    alts = common.markdown(
+        [
+            "K (value and grad, 3 RY layers)",
+            "G",
+            "real, fused gates, einsum (ms)",
+            "real, one dense layer matrix (ms)",
+            "complex (RY, RZ), fused TensorCircuit gates (ms)",
+        ],
+        [
+            [
+                a["k"],
+                a["groups"],
+                f"{a['real_fused_einsum'] * 1e3:.1f}",
+                "-"
+                if a["real_dense_layer"] is None
+                else f"{a['real_dense_layer'] * 1e3:.1f}",
+                f"{a['complex_fused_tc'] * 1e3:.1f}",
+            ]
+            for a in r.get("alternatives", [])
+        ],
+    )
+    return "\n".join([head, "", lands, "", circs, "", alts])
 
 
 def main() -> None:
@@ -261,6 +332,13 @@ def main() -> None:
     parser.add_argument("--hidden", default="256", help="digits MLP hidden widths")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--lenet-samples", type=int, default=128)
+    parser.add_argument(
+        "--alt-ks",
+        type=int,
+        nargs="+",
+        default=[4, 6, 8],
+        help="K of the layer alternatives (the dense layer matrix only up to K = 8)",
+    )
     parser.add_argument(
         "--no-lenet", dest="lenet", action="store_false", help="skip LeNet-300-100"
     )
