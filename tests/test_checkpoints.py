@@ -191,9 +191,8 @@ def test_cli_resume_of_a_finished_run_and_other_settings(tmp_path, capsys):
 
 
 KILL_ARGS = [
-    "run", "--dataset", "digits", "--hidden", "16", "--k", "4", "--sweeps", "6",
-    "--solver", "exhaustive,vqe", "--vqe-steps", "30", "--dense-epochs", "0",
-    "--quiet",
+    "run", "--dataset", "iris", "--hidden", "12", "--k", "4", "--sweeps", "6",
+    "--solver", "exhaustive,vqe", "--dense-epochs", "0", "--quiet",
 ]  # fmt: skip
 
 

@@ -264,19 +264,39 @@ def table(r: dict) -> str:
         f"GFLOP/s (n = {b['matmul_n']}), bandwidth {b['bandwidth_bytes'] / 1e9:.1f} "
         f"GB/s ({b['stream_floats'] * 4 / 2**20:.0f} MiB streamed)"
     )
+    peak, bw = b["matmul_flops"], b["bandwidth_bytes"]
+
+    def land_row(w):
+        intensity = w["flops"] / w["bytes"]
+        rate = w["flops"] / w["seconds"]
+        bound = min(peak, intensity * bw)  # the roofline at this intensity
+        return [
+            w["name"],
+            w["groups"],
+            f"{w['seconds']:.2f}",
+            f"{w['flops'] / 1e9:.1f}",
+            f"{w['bytes'] / 1e9:.1f}",
+            f"{intensity:.2f}",
+            f"{rate / 1e9:.1f}",
+            f"{rate / peak:.1%}",
+            f"{bound / 1e9:.1f}",
+            f"{rate / bound:.0%}",
+        ]
+
     lands = common.markdown(
-        ["landscape sweep", "groups", "s", "GFLOP", "GFLOP/s", "of matmul bound"],
         [
-            [
-                w["name"],
-                w["groups"],
-                f"{w['seconds']:.2f}",
-                f"{w['flops'] / 1e9:.1f}",
-                f"{w['flops'] / w['seconds'] / 1e9:.1f}",
-                f"{w['flops'] / w['seconds'] / b['matmul_flops']:.0%}",
-            ]
-            for w in r["landscapes"]
+            "landscape sweep",
+            "groups",
+            "s",
+            "GFLOP",
+            "GB (XLA)",
+            "FLOP/byte",
+            "GFLOP/s",
+            "of matmul bound",
+            "roofline bound (GFLOP/s)",
+            "of roofline",
         ],
+        [land_row(w) for w in r["landscapes"]],
     )
     circs = common.markdown(
         [
