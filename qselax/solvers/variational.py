@@ -179,7 +179,7 @@ def tune_until(
         >>> vg = jax.value_and_grad(lambda p: jnp.sum(p**2))
         >>> p, used = tune_until(jnp.ones(2), vg, optax.sgd(0.5), 50, tol=1e-6)
         >>> p.tolist(), int(used)
-        ([0.0, 0.0], 2)
+        ([0.0, 0.0], 3)
     """
 
     def cond(carry):
