@@ -3,8 +3,10 @@
 Every script takes ``--smoke`` (seconds-long run on tiny settings, written to a
 temporary directory unless ``--out`` names one; never to ``results/``), ``--table``
 (print the README's tables from the raw ``results/*.jsonl``, or from ``--out``) and
-``--out DIR`` (where records go; default the experiment's ``results/``).  Records are
-JSON lines, one dict per line.  A script imports this module with::
+``--out DIR`` (where records go; default the experiment's ``results/``).  Scripts
+with a README figure also take ``--plot``: it draws the figure from the same records
+with :mod:`qselax.plots` into ``figures/`` (``--out``: into ``DIR/figures``).
+Records are JSON lines, one dict per line.  A script imports this module with::
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import common
@@ -82,6 +84,15 @@ def out_dir(args: argparse.Namespace, main_file: str) -> Path:
 def table_dir(args: argparse.Namespace, main_file: str) -> Path:
     """The directory ``--table`` reads: ``--out`` if given, else results/."""
     return Path(args.out) if args.out else results_dir(main_file)
+
+
+def figures_dir(args: argparse.Namespace, main_file: str) -> Path:
+    """Where ``--plot`` draws the README figures (created): ``<--out>/figures``
+    where ``--out`` is given, else the experiment's committed ``figures/``."""
+    base = Path(args.out) if args.out else Path(main_file).resolve().parent
+    path = base / "figures"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def jsonl_line(record: dict) -> str:

@@ -5,7 +5,9 @@ MLP (64-256-10, 18,944 weights), fan-in groups of K = 8 weights, sequential swee
 ``vqe`` and with ``exhaustive``, beside the trained dense twin and the unmasked random
 network.  It prints a comparison table and writes ``DIR/result.json`` (the one schema
 of :mod:`qselax.results`), ``DIR/metrics.jsonl`` (one line per sweep, written as the
-run goes) and the selected masks (``DIR/masks_<solver>.npz``).  ``qselax run --config
+run goes), the selected masks (``DIR/masks_<solver>.npz``) and the exact
+landscapes of a few groups at the final mask (``DIR/landscapes_<solver>.npz``,
+:func:`qselax.selection.landscape_sample`).  ``qselax run --config
 FILE.json`` reads the same settings from a JSON object whose keys are the long flag
 names (``--k`` -> ``"k"``, ``--block-size`` -> ``"block_size"``); flags given on the
 command line win.
@@ -34,6 +36,10 @@ files (``NN_r.dat``, ``NK_r.dat``, ``solDP_r.dat``; :mod:`qselax.reference`) and
 scores it: qselax's tabulation against the file's table, the DP optimum, and the
 generalisation scores of the reference's committees (prints JSON; ``--out FILE``
 also writes it).
+
+``qselax plot DIR`` draws the figures of a run directory into ``DIR/plots/`` (PNG
+and SVG, :func:`qselax.plots.plot_run`) and prints the files it wrote; a figure
+whose data the run lacks is skipped with a note.
 """
 
 from __future__ import annotations
@@ -42,20 +48,24 @@ import argparse
 import dataclasses
 import inspect
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
 from flax import nnx
 
 import qselax
+from qselax.checkpoints import Checkpoints
 from qselax.data import DATASETS, load_dataset
 from qselax.distill import HIDDEN_WIDTHS, DistillConfig, check_memory, distill
 from qselax.esn import ESNConfig
 from qselax.groups import GROUPINGS
 from qselax.landscapes import COSTS, EVALUATORS
+from qselax.loggers import JsonLog, TensorBoardLog
 from qselax.networks import (
     INITS,
     MASK_LEVELS,
@@ -84,7 +94,16 @@ from qselax.scores import (
     score_config,
     train_scores,
 )
-from qselax.selection import COST_SPLITS, INIT_MASKS, SelectConfig, plan, score, select
+from qselax.selection import (
+    COST_SPLITS,
+    DIRECT_VQE,
+    INIT_MASKS,
+    SelectConfig,
+    landscape_sample,
+    plan,
+    score,
+    select,
+)
 from qselax.solvers import SOLVERS, make_solver, solver_spec, vqe
 from qselax.student import COMPRESSIONS, make_student, make_teacher, student_forward
 from qselax.sweeps import ORACLES, SWEEP_MODES
@@ -137,8 +156,9 @@ DEFAULTS = {
     "val_samples": _DISTILL.val_samples,
     "oracle": _SELECT.oracle,
     "vqe_layers": _VQE["layers"],
-    "vqe_steps": _VQE["steps"],
-    "vqe_lr": _VQE["learning_rate"],
+    "vqe_steps": None,  # the method's (direct: DIRECT_VQE; else the factory's)
+    "vqe_lr": None,
+    "vqe_rotations": None,
     "readout": _VQE["readout"],
     "opt": [],
     "seed": 0,
@@ -176,6 +196,11 @@ DEFAULTS = {
     "leak": _ESN.leak,
     "out": "runs/latest",
 }
+_FACTORY_VQE = {
+    "vqe_steps": _VQE["steps"],
+    "vqe_lr": _VQE["learning_rate"],
+    "vqe_rotations": ",".join(_VQE["rotations"]),
+}
 _METHOD_DEFAULTS = {
     "direct": {
         "init": DIRECT_INIT,
@@ -183,6 +208,9 @@ _METHOD_DEFAULTS = {
         "k": _SELECT.k,
         "block_size": _SELECT.block_size,
         "solver": "vqe,exhaustive",
+        "vqe_steps": DIRECT_VQE["steps"],
+        "vqe_lr": DIRECT_VQE["learning_rate"],
+        "vqe_rotations": ",".join(DIRECT_VQE["rotations"]),
     },
     "distill": {
         "init": _DISTILL.init,
@@ -190,8 +218,14 @@ _METHOD_DEFAULTS = {
         "k": _DISTILL.k,
         "block_size": _DISTILL.block_size,
         "solver": _DISTILL.solver.name,
+        **_FACTORY_VQE,
     },
-    "nk-esn": {"sweeps": _NK.sweeps, "k": _ESN.k, "solver": "vqe,exhaustive"},
+    "nk-esn": {
+        "sweeps": _NK.sweeps,
+        "k": _ESN.k,
+        "solver": "vqe,exhaustive",
+        **_FACTORY_VQE,
+    },
     **{m: {"init": DIRECT_INIT, **SCORE_DEFAULTS[m]} for m in SCORE_METHODS},
     "dense": {
         "init": DIRECT_INIT,
@@ -206,7 +240,7 @@ _NETWORK = ("model", "hidden", "channels", "width", "init", "mask_level")
 # Which settings apply to which method (``config`` in result.json records these).
 _COMMON = ("method", "solver", "opt", "seed", "out", "k", "sweeps")
 _BASE = ("method", "seed", "out")
-_VQE_KEYS = ("vqe_layers", "vqe_steps", "vqe_lr", "readout")
+_VQE_KEYS = ("vqe_layers", "vqe_steps", "vqe_lr", "vqe_rotations", "readout")
 _DATA = ("dataset", "val_fraction", "test_fraction", "max_train", "data_dir")
 _APPLIES = {
     "direct": (
@@ -343,8 +377,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a("--val-samples", type=int, help="distill: cap on validation samples (targets)")
     a("--vqe-layers", type=int, help="VQE ansatz layers (default 3)")
-    a("--vqe-steps", type=int, help="VQE Adam steps per sweep (default 100)")
-    a("--vqe-lr", type=float, help="VQE Adam learning rate (default 0.1)")
+    a(
+        "--vqe-steps",
+        type=int,
+        help=f"VQE Adam steps per sweep (default {DIRECT_VQE['steps']} for direct, "
+        f"{_VQE['steps']} otherwise)",
+    )
+    a(
+        "--vqe-lr",
+        type=float,
+        help=f"VQE Adam learning rate (default {DIRECT_VQE['learning_rate']} for "
+        f"direct, {_VQE['learning_rate']} otherwise)",
+    )
+    a(
+        "--vqe-rotations",
+        help="VQE rotations of each layer, comma-separated from rx, ry, rz (default "
+        f"{','.join(DIRECT_VQE['rotations'])} for direct: real amplitudes; "
+        f"{','.join(_VQE['rotations'])} otherwise)",
+    )
     a("--readout", type=int, help="VQE readout bitstrings (default 2^K/16)")
     a(
         "--oracle",
@@ -437,6 +487,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a("--out", help="output directory (default runs/latest)")
     a("--quiet", action="store_true", help="no progress bars")
+    a(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in --out (checkpoints are kept after "
+        "every sweep, every block for distill; baselines start again)",
+    )
+    a(
+        "--tensorboard",
+        action="store_true",
+        help="also log every sweep as TensorBoard scalars in OUT/tensorboard "
+        "(pip install 'qselax[tensorboard]')",
+    )
     replay = sub.add_parser(
         "replay", help="score a run of the NK-ESN reference implementation's files"
     )
@@ -447,6 +509,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--substeps", type=int, help="RK4 steps per control step")
     replay.add_argument("--out", help="also write the JSON to this file")
+    plot = sub.add_parser(
+        "plot", help="draw a run directory's figures (PNG and SVG) into DIR/plots"
+    )
+    plot.add_argument("dir", help="a run's output directory (its result.json)")
+    plot.add_argument("--out", help="where the figures go (default DIR/plots)")
     return parser
 
 
@@ -627,8 +694,13 @@ def _spec(settings: dict, solver: str):
     if solver == "vqe":
         options = {
             "layers": settings.get("vqe_layers", DEFAULTS["vqe_layers"]),
-            "steps": settings.get("vqe_steps", DEFAULTS["vqe_steps"]),
-            "learning_rate": settings.get("vqe_lr", DEFAULTS["vqe_lr"]),
+            "steps": settings.get("vqe_steps") or _VQE["steps"],
+            "learning_rate": settings.get("vqe_lr") or _VQE["learning_rate"],
+            "rotations": tuple(
+                str(settings.get("vqe_rotations") or ",".join(_VQE["rotations"])).split(
+                    ","
+                )
+            ),
             "readout": settings.get("readout", DEFAULTS["readout"]),
         }
     for opt in settings["opt"]:
@@ -695,17 +767,6 @@ def _plant(name, **overrides) -> PoleConfig:
     return plant_config(name, **overrides)
 
 
-class _MetricsLog:
-    """The driver's logger hook: one JSON line per sweep in ``metrics.jsonl``."""
-
-    def __init__(self, path: Path, solver: str):
-        self.path, self.solver = path, solver
-
-    def __call__(self, record: dict) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps({"solver": self.solver, **record}) + "\n")
-
-
 def _load(settings: dict, image: bool = False):
     return load_dataset(
         settings["dataset"],
@@ -753,28 +814,92 @@ def _document(settings, solvers: dict, references, dataset, model, extra) -> dic
     )
 
 
-def _start(settings: dict) -> Path:
+class _Output(NamedTuple):
+    """A run's output folder, its checkpoints and whether to log to TensorBoard."""
+
+    out: Path
+    checkpoints: Checkpoints
+    tensorboard: bool
+
+    def loggers(self, name: str) -> list:
+        """``metrics.jsonl`` lines (and TensorBoard scalars) of one solver's run."""
+        logs = [JsonLog(self.out / "metrics.jsonl", solver=name)]
+        if self.tensorboard:
+            logs.append(TensorBoardLog(self.out / "tensorboard", name))
+        return logs
+
+
+def _start(settings: dict, resume: bool = False, tensorboard: bool = False) -> _Output:
+    """The output folder and its checkpoints: cleared, or kept to resume from.
+
+    ``metrics.jsonl`` (and ``tensorboard/``) always start empty: a resumed driver
+    writes the records of the sweeps it restores again, so the file equals an
+    uninterrupted run's.
+    """
     out = Path(settings["out"])
+    checkpoints = Checkpoints(out / "checkpoints")
+    record = checkpoints.directory / "settings.json"
+    if resume and record.exists():
+        saved = json.loads(record.read_text())
+        changed = sorted(
+            k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k)
+        )
+        if changed:
+            raise ValueError(
+                f"--resume: the checkpoints in {checkpoints.directory} are of other "
+                f"settings ({', '.join(_flag(k) for k in changed)} differ); drop "
+                "--resume to start again"
+            )
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.jsonl").unlink(missing_ok=True)
-    return out
+    shutil.rmtree(out / "tensorboard", ignore_errors=True)
+    if not resume:
+        checkpoints.clear()
+    if not record.exists():
+        checkpoints.directory.mkdir(parents=True, exist_ok=True)
+        write_json(record, settings)
+    return _Output(out, checkpoints, tensorboard)
 
 
-def run(settings: dict, *, progress: bool = True) -> dict:
-    """Runs one experiment and returns the result dict (also written to disk)."""
+def run(
+    settings: dict,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+) -> dict:
+    """Runs one experiment and returns the result dict (also written to disk).
+
+    Args:
+        settings: :func:`resolve`'s settings.
+        progress: show progress bars.
+        resume: continue from the checkpoints in ``settings["out"]`` (kept after
+            every sweep) instead of starting again.
+        tensorboard: also write every sweep's record as TensorBoard scalars in
+            ``settings["out"]/tensorboard`` (needs tensorboardX).
+    """
     runner = {"direct": run_direct, "distill": run_distill, "nk-esn": run_nk_esn}
     runner |= {m: run_baseline for m in _BASELINES}
-    return runner[settings["method"]](settings, progress=progress)
+    return runner[settings["method"]](
+        settings, progress=progress, resume=resume, tensorboard=tensorboard
+    )
 
 
-def run_direct(settings: dict, *, progress: bool = True) -> dict:
+def run_direct(
+    settings: dict,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+) -> dict:
     """``--method direct``: the whole random network, a selection per solver."""
     data, model = _network(settings)
     names = settings["solver"].split(",")
     configs = {s: _select_config(settings, s) for s in names}
     for config in configs.values():
         plan(model, data, config)  # every check before any heavy work
-    out = _start(settings)
+    output = _start(settings, resume, tensorboard)
+    out, checkpoints = output.out, output.checkpoints
     graphdef, weights = nnx.split(model)
     key = jax.random.key(settings["seed"])
     references = {"random": _random_reference(graphdef, weights, data)}
@@ -798,7 +923,8 @@ def run_direct(settings: dict, *, progress: bool = True) -> dict:
             data,
             config,
             progress=progress,
-            loggers=[_MetricsLog(out / "metrics.jsonl", name)],
+            loggers=output.loggers(name),
+            checkpoints=checkpoints.sub(name),
         )
         acc = {
             split: score(graphdef, weights, sel.masks, x, y)
@@ -834,6 +960,11 @@ def run_direct(settings: dict, *, progress: bool = True) -> dict:
         }
         masks = {f"layer{j}": np.asarray(m, np.uint8) for j, m in enumerate(sel.masks)}
         write_atomic(out / f"masks_{name}.npz", lambda f, m=masks: np.savez(f, **m))
+        # A few groups' exact landscapes at the final mask, for `qselax plot`.
+        sample = landscape_sample(model, data, config, sel)
+        write_atomic(
+            out / f"landscapes_{name}.npz", lambda f, s=sample: np.savez(f, **s)
+        )
     result = _document(
         settings,
         solvers,
@@ -884,7 +1015,13 @@ def _random_reference(graphdef, weights, data) -> dict:
     }
 
 
-def run_baseline(settings: dict, *, progress: bool = True) -> dict:
+def run_baseline(
+    settings: dict,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+) -> dict:
     """``--method edge-popup|supermask|dense`` on the direct method's network.
 
     The same data split, frozen random weights (same seed and init) and result.json
@@ -893,7 +1030,7 @@ def run_baseline(settings: dict, *, progress: bool = True) -> dict:
     del progress  # one compiled call: nothing to report along the way
     method = settings["method"]
     data, model = _network(settings)
-    out = _start(settings)
+    out = _start(settings).out  # one compiled training loop: no checkpoints
     graphdef, weights = nnx.split(model)
     key = jax.random.key(settings["seed"])
     references = {"random": _random_reference(graphdef, weights, data)}
@@ -957,7 +1094,13 @@ def run_baseline(settings: dict, *, progress: bool = True) -> dict:
     return result
 
 
-def run_distill(settings: dict, *, progress: bool = True) -> dict:
+def run_distill(
+    settings: dict,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+) -> dict:
     """``--method distill``: one teacher, one student, a distillation per solver."""
     data = _load(settings)
     names = settings["solver"].split(",")
@@ -969,7 +1112,8 @@ def run_distill(settings: dict, *, progress: bool = True) -> dict:
         samples = n_val if config.val_samples is None else config.val_samples
         check_memory(config, in_features, data.num_classes, min(samples, n_val))
         make_solver(config.solver, config.k)
-    out = _start(settings)
+    output = _start(settings, resume, tensorboard)
+    out, checkpoints = output.out, output.checkpoints
     first = configs[names[0]]
     key = jax.random.key(settings["seed"])
     t_key, s_key = jax.random.split(jax.random.fold_in(key, 2))
@@ -986,7 +1130,8 @@ def run_distill(settings: dict, *, progress: bool = True) -> dict:
             teacher=teacher,
             student=student,
             progress=progress,
-            loggers=[_MetricsLog(out / "metrics.jsonl", name)],
+            loggers=output.loggers(name),
+            checkpoints=checkpoints.sub(name),
         )
         acc = res.accuracy["student"]
         solvers[name] = {
@@ -1044,12 +1189,24 @@ def run_distill(settings: dict, *, progress: bool = True) -> dict:
     return result
 
 
-def run_nk_esn(settings: dict, *, progress: bool = True) -> dict:
+def run_nk_esn(
+    settings: dict,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+) -> dict:
     """``--method nk-esn``: tabulate, select with every solver and mode, score."""
     config = _nk_config(settings).validate()
-    out = _start(settings)
+    output = _start(settings, resume, tensorboard)
+    out, checkpoints = output.out, output.checkpoints
     key = jax.random.key(settings["seed"])
-    res = nk_esn(key, config, loggers=[_MetricsLog(out / "metrics.jsonl", "shared")])
+    res = nk_esn(
+        key,
+        config,
+        loggers=output.loggers("shared"),
+        checkpoints=checkpoints,
+    )
     solvers, references = {}, {}
     for row in res.rows:
         label = row["solver"]
@@ -1106,7 +1263,12 @@ def run_nk_esn(settings: dict, *, progress: bool = True) -> dict:
         "pole": dataclasses.asdict(config.pole),
     }
     result = _document(settings, entries, references, None, model, extra)
-    arrays = {"fitness": np.asarray(res.landscapes.fitness)}
+    arrays = {
+        "fitness": np.asarray(res.landscapes.fitness),
+        # every row's per-output fitness under its bits, for `qselax plot`
+        "row_fitness": np.asarray(res.row_fitness, np.float32),
+        "row_labels": np.asarray([f"{r['solver']}/{r['mode']}" for r in res.rows]),
+    }
     write_atomic(out / "landscapes.npz", lambda f: np.savez(f, **arrays))
     write_json(out / "result.json", result)
     return result
@@ -1200,13 +1362,36 @@ def replay_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def plot_main(args: argparse.Namespace) -> int:
+    """``qselax plot DIR``: every figure the run's files allow; prints the files."""
+    from qselax.plots import plot_run  # matplotlib only where figures are drawn
+
+    try:
+        written, skipped = plot_run(args.dir, args.out)
+    except ValueError as err:
+        print(f"qselax: error: {err}", file=sys.stderr)
+        return 2
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
+    for path in written:
+        print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "replay":
         return replay_main(args)
+    if args.command == "plot":
+        return plot_main(args)
     try:
         settings = resolve(args)
-        result = run(settings, progress=not args.quiet)
+        result = run(
+            settings,
+            progress=not args.quiet,
+            resume=args.resume,
+            tensorboard=args.tensorboard,
+        )
     except ValueError as err:
         print(f"qselax: error: {err}", file=sys.stderr)
         return 2

@@ -58,6 +58,7 @@ import numpy as np
 from flax import nnx
 
 from qselax.bits import check_k
+from qselax.checkpoints import Checkpoints
 from qselax.driver import Driver, Logger, initial_state
 from qselax.groups import (
     GROUPINGS,
@@ -318,6 +319,7 @@ def distill(
     student: Student | None = None,
     progress: bool = True,
     loggers: Sequence[Logger] = (),
+    checkpoints: Checkpoints | None = None,
 ) -> Distillation:
     """Layerwise selection of a random student that reproduces a trained teacher.
 
@@ -330,6 +332,8 @@ def distill(
         student: a student to reuse (default: draw one with ``key``).
         progress: show a progress bar over blocks and sweeps.
         loggers: callables given every sweep's history record as it is made.
+        checkpoints: save every block after every sweep there and resume from the
+            last checkpoint (:mod:`qselax.checkpoints`).
 
     Returns:
         A :class:`Distillation`.
@@ -360,6 +364,7 @@ def distill(
         desc=f"distill {solver.name}",
         progress=progress,
         loggers=loggers,
+        checkpoints=checkpoints,
     )
     with driver:
         for i, block in enumerate(student.blocks):

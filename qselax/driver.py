@@ -5,13 +5,18 @@ Every method runs its sweeps through :class:`Driver`: direct selection is one st
 stage.  For each stage the driver compiles the sweep once ahead of time
 (``compile_s``), runs it ``sweeps`` times (``run_s``), keeps one history record per
 sweep, moves one progress bar over all stages, and hands every record to the
-``loggers`` as it is made (the hook where metric writers and checkpoints plug in,
-like netket's ``driver.run(n, out=loggers, callback=...)``).
+``loggers`` as it is made (the hook where metric writers plug in, like netket's
+``driver.run(n, out=loggers, callback=...)``).  Given :class:`qselax.checkpoints.
+Checkpoints`, it saves its loop after every sweep and resumes each stage from its
+last checkpoint: a finished stage is returned as saved (its history replayed to the
+loggers), an unfinished one continues where it stopped.
 
 A history record holds ``stage``, ``sweep``, ``cost`` (the landscape's total cost
 after the sweep), the landscape's ``metrics`` (e.g. ``val_accuracy``),
 ``optimum_rate`` and ``top1_optimum_rate`` of the sweep's solves, ``accepted``
-groups, ``lookups``, ``oracle_calls``, ``shots``, ``mean_entropy`` and ``seconds``.
+groups, ``lookups``, ``oracle_calls``, ``shots``, ``mean_entropy``,
+``optimizer_steps`` (mean optimiser steps per group; 0 without an optimiser) and
+``seconds``.
 
 Example:
     >>> import jax, numpy as np
@@ -42,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from qselax.checkpoints import Checkpoints, StageCheckpoint
 from qselax.sweeps import SelectionState, SweepInfo, attains
 
 __all__ = ["Driver", "Logger", "StageResult", "initial_state", "sweep_record"]
@@ -140,6 +146,7 @@ def sweep_record(info: SweepInfo, **extra: Any) -> dict:
         "oracle_calls": int(np.sum(info.oracle_calls)),
         "shots": int(np.sum(info.shots)),
         "mean_entropy": _mean_or_none(_real(info, info.entropy)),
+        "optimizer_steps": float(np.mean(_real(info, info.steps))),
     }
 
 
@@ -163,6 +170,8 @@ class Driver:
         desc: the progress bar's label.
         progress: show the bar.
         loggers: callables given every history record as it is made.
+        checkpoints: save every stage after every sweep there, and resume the
+            stages already saved there (``None``: no checkpoints).
     """
 
     def __init__(
@@ -172,8 +181,10 @@ class Driver:
         desc: str = "sweeps",
         progress: bool = True,
         loggers: Sequence[Logger] = (),
+        checkpoints: Checkpoints | None = None,
     ):
         self.loggers = tuple(loggers)
+        self.checkpoints = checkpoints
         self.bar = tqdm(total=total_sweeps, desc=desc, disable=not progress)
 
     def __enter__(self) -> Driver:
@@ -183,8 +194,20 @@ class Driver:
         self.close()
 
     def close(self) -> None:
-        """Closes the progress bar."""
+        """Closes the progress bar (and the checkpoint managers)."""
         self.bar.close()
+        if self.checkpoints is not None:
+            self.checkpoints.close()
+
+    def _log(self, record: dict, stage: str) -> None:
+        for logger in self.loggers:
+            logger(record)
+        self.bar.update(1)
+        self.bar.set_postfix(
+            stage=stage,
+            cost=f"{record['cost']:.4f}",
+            opt=f"{record['optimum_rate']:.2f}",
+        )
 
     def run(
         self,
@@ -219,62 +242,115 @@ class Driver:
         """
         if patience is not None and select_on is None:
             raise ValueError("patience needs select_on (the value to watch)")
+        init_carry = getattr(sweep, "init_carry", None)
+        if state.carry is None and init_carry is not None:
+            state = state._replace(carry=init_carry())  # a warm-starting solver's
         params, state = jax.tree.map(
             lambda x: x if isinstance(x, jax.Array) else jnp.asarray(x), (params, state)
         )
+        saved = None
+        if self.checkpoints is not None:
+            saved = self.checkpoints.restore(stage, state)
+        if saved is not None:
+            for record in saved.history:
+                self._log(record, stage)
+        if saved is not None and saved.done:
+            self.bar.update(sweeps - saved.sweep)
+            return _result(stage, saved, k)
         start = time.perf_counter()
         compiled = _compiled(sweep, params, state)
         compile_s = time.perf_counter() - start
-        history, infos = [], []
-        run_s = 0.0
-        best, best_state, best_sweep = np.inf, state, 0
-        for i in range(sweeps):
+        if saved is None:
+            saved = StageCheckpoint(
+                sweep=0,
+                done=False,
+                state=state,
+                best_state=state,
+                best=None,
+                best_sweep=0,
+                history=[],
+                info={},
+                flags={name: np.zeros(0, bool) for name in _FLAGS},
+                groups=0,
+                compile_s=compile_s,
+                run_s=0.0,
+            )
+        state, history = saved.state, list(saved.history)
+        best = np.inf if saved.best is None else saved.best
+        best_state, best_sweep = saved.best_state, saved.best_sweep
+        best_info, flags, run_s = saved.info, dict(saved.flags), saved.run_s
+        for i in range(saved.sweep, sweeps):
             start = time.perf_counter()
             state, info = compiled(params, state)
             info = jax.device_get(info)
             seconds = time.perf_counter() - start
             run_s += seconds
-            infos.append(info)
             record = sweep_record(info, stage=stage, sweep=i + 1)
             record["seconds"] = seconds
             history.append(record)
-            for logger in self.loggers:
-                logger(record)
-            self.bar.update(1)
-            self.bar.set_postfix(
-                stage=stage,
-                cost=f"{record['cost']:.4f}",
-                opt=f"{record['optimum_rate']:.2f}",
-            )
+            nontrivial = ~np.asarray(attains(info.max_cost, info.min_cost))[info.real]
+            new = {
+                "optimal": _real(info, info.optimal),
+                "top1": _real(info, info.top1_optimal),
+                "nontrivial": nontrivial,
+            }
+            flags = {
+                n: np.concatenate([flags[n], np.asarray(v, bool)])
+                for n, v in new.items()
+            }
             value = None if select_on is None else record[select_on]
+            done = i + 1 == sweeps
             if value is None or value < best:
                 best, best_state, best_sweep = value, state, i + 1
+                best_info = _drop_padding(info)._asdict()
             elif patience is not None and i + 1 - best_sweep >= patience:
+                done = True
+            saved = StageCheckpoint(
+                sweep=i + 1,
+                done=done,
+                state=state,
+                best_state=best_state,
+                best=None if best is None or not np.isfinite(best) else float(best),
+                best_sweep=best_sweep,
+                history=history,
+                info=best_info,
+                flags=flags,
+                groups=int(np.sum(info.real)),
+                compile_s=compile_s,
+                run_s=run_s,
+            )
+            if self.checkpoints is not None:
+                self.checkpoints.save(stage, saved)
+            self._log(record, stage)
+            if done:
                 self.bar.update(sweeps - i - 1)
                 break
-        state = best_state
-        optimal = np.concatenate([_real(i, i.optimal) for i in infos])
-        top1 = np.concatenate([_real(i, i.top1_optimal) for i in infos])
-        nontrivial = np.concatenate(
-            [~np.asarray(attains(i.max_cost, i.min_cost))[i.real] for i in infos]
-        )
-        groups = int(np.sum(infos[-1].real))
-        return StageResult(
-            name=stage,
-            state=state,
-            history=history,
-            info=_drop_padding(infos[best_sweep - 1]),
-            groups=groups,
-            optimum_rate=float(np.mean(optimal)),
-            top1_optimum_rate=float(np.mean(top1)),
-            nontrivial_optimum_rate=float(np.mean(optimal[nontrivial]))
-            if nontrivial.any()
-            else 1.0,
-            lookups=int(sum(h["lookups"] for h in history)),
-            landscape_evals=int(len(history) * groups * 2**k),
-            oracle_calls=int(sum(h["oracle_calls"] for h in history)),
-            shots=int(sum(h["shots"] for h in history)),
-            compile_s=compile_s,
-            run_s=run_s,
-            best_sweep=best_sweep,
-        )
+        return _result(stage, saved, k)
+
+
+_FLAGS = ("optimal", "top1", "nontrivial")
+
+
+def _result(stage: str, saved: StageCheckpoint, k: int) -> StageResult:
+    """The stage's result from its loop's last saved state."""
+    history, flags = saved.history, saved.flags
+    optimal, nontrivial = flags["optimal"], flags["nontrivial"]
+    return StageResult(
+        name=stage,
+        state=saved.best_state,
+        history=history,
+        info=SweepInfo(**saved.info),
+        groups=saved.groups,
+        optimum_rate=float(np.mean(optimal)),
+        top1_optimum_rate=float(np.mean(flags["top1"])),
+        nontrivial_optimum_rate=float(np.mean(optimal[nontrivial]))
+        if nontrivial.any()
+        else 1.0,
+        lookups=int(sum(h["lookups"] for h in history)),
+        landscape_evals=int(len(history) * saved.groups * 2**k),
+        oracle_calls=int(sum(h["oracle_calls"] for h in history)),
+        shots=int(sum(h["shots"] for h in history)),
+        compile_s=saved.compile_s,
+        run_s=saved.run_s,
+        best_sweep=saved.best_sweep,
+    )

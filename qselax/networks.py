@@ -482,7 +482,9 @@ def train_dense(
         key: PRNG key for shuffling.
         model: the architecture to copy (its weights are the starting point).
         data: a :class:`qselax.data.Dataset`.
-        epochs, batch_size, learning_rate: Adam budget.
+        epochs: Adam epochs.
+        batch_size: samples per mini-batch.
+        learning_rate: Adam's learning rate.
     """
     check_budget(epochs, batch_size, learning_rate)
     graphdef, weights = nnx.split(model)

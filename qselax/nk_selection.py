@@ -33,6 +33,7 @@ import numpy as np
 
 from qselax import nk, pole
 from qselax.bits import MAX_K, bit_index, check_k, index_bits
+from qselax.checkpoints import Checkpoints
 from qselax.driver import Driver, Logger, initial_state
 from qselax.esn import (
     COMMITTEES,
@@ -172,6 +173,7 @@ def select_shared(
     group_size: int | None = None,
     optimum: float | None = None,
     loggers: Sequence[Logger] = (),
+    checkpoints: Checkpoints | None = None,
 ) -> NKSelection:
     """One shared mask, solved by the solver on windows of bits in sweeps.
 
@@ -186,6 +188,8 @@ def select_shared(
         optimum: the exact optimum of ``sum_i f_i`` (e.g. :func:`qselax.nk.nk_dp`)
             for ``optimum_rate``.
         loggers: callables given every sweep's history record.
+        checkpoints: save the loop after every sweep there and resume from its
+            last checkpoint (:mod:`qselax.checkpoints`).
 
     Starts from the all-ones mask; a window's choice is accepted only if it lowers
     the total cost, so the total fitness never falls.
@@ -200,7 +204,9 @@ def select_shared(
     sweep = _shared_sweep(wiring.tobytes(), wiring.shape, n, size, spec)
     params = nk.NKParams(-jnp.asarray(fitness), jnp.asarray(wiring))
     state = initial_state(key, np.ones(n, np.float32))
-    with Driver(sweeps, progress=False, loggers=loggers) as driver:
+    with Driver(
+        sweeps, progress=False, loggers=loggers, checkpoints=checkpoints
+    ) as driver:
         run = driver.run(sweep, params, state, sweeps, k=size, stage="shared")
     x = jnp.asarray(run.state.flat, jnp.int32)
     bits = x[wiring]
@@ -302,6 +308,8 @@ class NKESNResult(NamedTuple):
             table entry with its own bits (:func:`qselax.esn.best_entry`):
             ``output``, ``bits``, ``fitness``, ``generalisation``,
             ``train_fitness``.
+        row_fitness: ``(R, N)`` each row's per-output fitness under its bits
+            (from the table), in the order of ``rows``.
     """
 
     esn: ESN
@@ -311,6 +319,7 @@ class NKESNResult(NamedTuple):
     tabulate_s: float
     episodes: int
     best_entry: dict | None = None
+    row_fitness: np.ndarray | None = None
 
 
 def nk_esn(
@@ -319,6 +328,7 @@ def nk_esn(
     *,
     loggers: Sequence[Logger] = (),
     esn: ESN | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> NKESNResult:
     """Tabulates, selects with every solver and mode, and scores the committees.
 
@@ -328,6 +338,9 @@ def nk_esn(
         loggers: callables given every shared-mode sweep's history record.
         esn: a given network (e.g. :func:`qselax.reference.load_run`'s) instead of
             a drawn one; its N and K must be ``config.esn``'s.
+        checkpoints: keep the tabulation and every shared-mode sweep there, and
+            resume from them (:mod:`qselax.checkpoints`; ``tabulate_s`` is then
+            the first run's).
 
     Returns:
         The :class:`NKESNResult`.
@@ -340,9 +353,22 @@ def nk_esn(
         raise ValueError(
             f"esn has N, K+1 = {tuple(esn.w_out.shape)}, config {(cfg.n, cfg.bits)}"
         )
-    start = time.perf_counter()
-    land = jax.block_until_ready(tabulate(esn, config.pole, chunk=config.chunk))
-    tabulate_s = time.perf_counter() - start
+    land = None
+    if checkpoints is not None:
+        n_configs = (cfg.n, 2**cfg.bits)
+        like = Landscapes(
+            np.zeros(n_configs, np.float32), np.zeros(n_configs, np.int32)
+        )
+        saved = checkpoints.restore_tree("tabulation", {"land": like, "s": 0.0})
+        if saved is not None:
+            land = Landscapes(*(jnp.asarray(x) for x in saved["land"]))
+            tabulate_s = float(saved["s"])
+    if land is None:
+        start = time.perf_counter()
+        land = jax.block_until_ready(tabulate(esn, config.pole, chunk=config.chunk))
+        tabulate_s = time.perf_counter() - start
+        if checkpoints is not None:
+            checkpoints.save_tree("tabulation", {"land": land, "s": tabulate_s})
     fitness = land.fitness
     neighbours = np.asarray(esn.neighbours)
     start = time.perf_counter()
@@ -384,6 +410,9 @@ def nk_esn(
                     group_size=config.group_size,
                     optimum=optimum,
                     loggers=loggers,
+                    checkpoints=None
+                    if checkpoints is None
+                    else checkpoints.sub(f"{i}-{spec.name}"),
                 )
             jax.block_until_ready(sel.bits)
             selections.append((spec.name, mode, sel, time.perf_counter() - start))
@@ -435,4 +464,5 @@ def nk_esn(
         tabulate_s=tabulate_s,
         episodes=int(fitness.size),
         best_entry=entry,
+        row_fitness=np.stack([np.asarray(s.fitness) for _, _, s, _ in selections]),
     )

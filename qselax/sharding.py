@@ -99,8 +99,17 @@ def _constrain(tree, mesh: Mesh | None, spec: PartitionSpec):
 
 
 def on_groups(tree, mesh: Mesh | None):
-    """Lays the leading (group) axis of every leaf over the mesh (no-op without)."""
-    return _constrain(tree, mesh, PartitionSpec(GROUP_AXIS))
+    """Lays the leading (group) axis of every leaf with one over the mesh (no-op
+    without a mesh; scalars stay whole)."""
+    if mesh is None:
+        return tree
+    sharding = NamedSharding(mesh, PartitionSpec(GROUP_AXIS))
+    return jax.tree.map(
+        lambda x: (
+            x if jnp.ndim(x) == 0 else jax.lax.with_sharding_constraint(x, sharding)
+        ),
+        tree,
+    )
 
 
 def replicated(tree, mesh: Mesh | None):

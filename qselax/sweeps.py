@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -63,11 +63,15 @@ class SelectionState(NamedTuple):
         flat: ``(N,)`` float32 mask bits.
         key: PRNG key, split once per sweep.
         sweep: number of sweeps done.
+        carry: a warm-starting solver's per-group carry (e.g. VQE's tuned angles),
+            laid out as the sweep's groups (``sweep.init_carry()``); ``None`` for
+            other solvers.
     """
 
     flat: jax.Array
     key: jax.Array
     sweep: jax.Array
+    carry: Any = None
 
 
 class SweepInfo(NamedTuple):
@@ -77,8 +81,10 @@ class SweepInfo(NamedTuple):
     ``optimal`` (the chosen configuration attains it) is known for every solver.
     ``oracle_calls`` and ``shots`` are zero and ``entropy`` is NaN where the solver
     does not report them.  ``real`` is False on padding groups (no valid bit) that
-    a segment carries to fill its blocks; their counts are zero.  ``cost`` is the
-    landscape's total cost after the sweep and ``metrics`` its scores.
+    a segment carries to fill its blocks; their counts are zero.  ``steps`` are
+    the optimiser steps each group's solve used (zero without an optimiser).
+    ``cost`` is the landscape's total cost after the sweep and ``metrics`` its
+    scores.
     """
 
     chosen: jax.Array
@@ -96,6 +102,7 @@ class SweepInfo(NamedTuple):
     shots: jax.Array
     entropy: jax.Array
     real: jax.Array
+    steps: jax.Array
     cost: jax.Array
     metrics: dict
 
@@ -121,7 +128,8 @@ def line_search_accept(
 
     Args:
         flat: ``(N,)`` current mask.
-        index, valid: ``(G, K)`` group indices and validity.
+        index: ``(G, K)`` group indices.
+        valid: ``(G, K)`` validity of the indices.
         new_bits: ``(G, K)`` proposed bits.
         gain: ``(G,)`` cost decrease each proposal achieves on its own.
         evaluate: ``flat -> scalar`` total cost.
@@ -205,7 +213,9 @@ def make_sweep(
             ``None`` for every visible device.  With one there is no sharding.
 
     Returns:
-        ``sweep(params, state) -> (state, SweepInfo)``.
+        ``sweep(params, state) -> (state, SweepInfo)``; ``sweep.init_carry()`` is
+        the ``state.carry`` a warm-starting solver starts from (``None`` for the
+        others; :class:`qselax.driver.Driver` fills it in).
 
     Raises:
         ValueError: a bad mode, block size or oracle.
@@ -227,10 +237,15 @@ def make_sweep(
     segments = landscape.segments
     mesh = group_mesh(devices)
 
-    def solve_accept(params, flat, key, index, valid, lands, oracle_fn):
+    def solve_accept(params, flat, key, index, valid, lands, oracle_fn, carry=None):
         current = bit_index(gather_bits(flat, index, valid))
         lands, current = on_groups((lands, current), mesh)
-        res = on_groups(solver.solve(key, lands, current, oracle_fn), mesh)
+        if carry is None:
+            res = solver.solve(key, lands, current, oracle_fn)
+        else:
+            carry = on_groups(carry, mesh)
+            res = solver.solve(key, lands, current, oracle_fn, carry=carry)
+        res = on_groups(res, mesh)
         num_groups = lands.shape[0]
         real = jnp.any(valid, axis=-1)
 
@@ -261,29 +276,35 @@ def make_sweep(
             if res.entropy is None
             else res.entropy.astype(jnp.float32)
         )
-        return flat, (
-            res.index,
-            res.top1,
-            chosen_cost,
-            top1_cost,
-            min_cost,
-            jnp.max(lands, axis=-1),
-            cur_cost,
-            take,
-            count(res.lookups),
-            attains(chosen_cost, min_cost),
-            attains(top1_cost, min_cost),
-            count(res.oracle_calls),
-            count(res.shots),
-            entropy,
-            real,
+        return (
+            flat,
+            res.carry,
+            (
+                res.index,
+                res.top1,
+                chosen_cost,
+                top1_cost,
+                min_cost,
+                jnp.max(lands, axis=-1),
+                cur_cost,
+                take,
+                count(res.lookups),
+                attains(chosen_cost, min_cost),
+                attains(top1_cost, min_cost),
+                count(res.oracle_calls),
+                count(res.shots),
+                entropy,
+                real,
+                count(res.steps),
+            ),
         )
 
-    def finish(params, state, key, flat, per_group):
+    def finish(params, state, key, flat, per_group, carry=None):
         metrics = {} if landscape.metrics is None else landscape.metrics(params, flat)
         info = SweepInfo(*per_group, landscape.total(params, flat), metrics)
+        state = SelectionState(flat, key, state.sweep + 1, carry)
         # Whole on every device: the next sweep's input and the driver's record.
-        return replicated((SelectionState(flat, key, state.sweep + 1), info), mesh)
+        return replicated((state, info), mesh)
 
     def sample(params, key):
         """The landscapes' params and the solver's key (a minibatch drawn from the
@@ -326,26 +347,27 @@ def make_sweep(
 
         index = jnp.concatenate([a["index"] for a in arrays])
         valid = jnp.concatenate([a["valid"] for a in arrays])
-        flat, per_group = solve_accept(
-            params, flat, sub, index, valid, lands, oracle_fn
+        flat, carry, per_group = solve_accept(
+            params, flat, sub, index, valid, lands, oracle_fn, state.carry
         )
-        return finish(params, state, key, flat, per_group)
+        return finish(params, state, key, flat, per_group, carry)
 
     def sequential(params, state: SelectionState):
         key, sub = jax.random.split(state.key)
         keys = jax.random.split(sub, len(segments))
         flat = state.flat
-        outs = []
+        outs, carries = [], []
         for i, (segment, skey) in enumerate(zip(segments, keys, strict=True)):
             blocks, n = pad_blocks(segment.arrays, segment.block or block_size)
             num_blocks = blocks["index"].shape[0]
+            carry = None if state.carry is None else state.carry[i]
 
             def body(flat, xs, i=i):
-                arrays, bkey = xs
+                arrays, bkey, bcarry = xs
                 lparams, bkey = sample(params, bkey)
                 ctx = landscape.prepare(lparams, flat)
                 lands = landscape.costs(lparams, flat, ctx, i, arrays)
-                return solve_accept(
+                flat, bcarry, per_group = solve_accept(
                     params,
                     flat,
                     bkey,
@@ -353,23 +375,49 @@ def make_sweep(
                     arrays["valid"],
                     lands,
                     with_oracle(lparams, flat, ctx, i, arrays),
+                    bcarry,
                 )
+                return flat, (per_group, bcarry)
 
-            flat, per_group = jax.lax.scan(
-                body, flat, (blocks, jax.random.split(skey, num_blocks))
+            flat, (per_group, carry) = jax.lax.scan(
+                body, flat, (blocks, jax.random.split(skey, num_blocks), carry)
             )
             outs.append(jax.tree.map(lambda a, n=n: a.reshape(-1)[:n], per_group))
+            carries.append(carry)
         per_group = jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
-        return finish(params, state, key, flat, per_group)
+        carry = None if state.carry is None else carries
+        return finish(params, state, key, flat, per_group, carry)
+
+    def init_carry():
+        """The cold carry of a warm-starting solver, laid out as this sweep's
+        groups (parallel: ``(G, ...)``; sequential: per segment ``(blocks,
+        block, ...)``); ``None`` for other solvers."""
+        if solver.init_carry is None:
+            return None
+        if mode == "parallel":
+            return solver.init_carry(sum(s.num_groups for s in segments))
+        out = []
+        for segment in segments:
+            n = segment.num_groups
+            size = min(segment.block or block_size, n)
+            blocks = -(-n // size)
+            cold = solver.init_carry(blocks * size)
+            out.append(
+                jax.tree.map(lambda a, b=blocks: a.reshape(b, -1, *a.shape[1:]), cold)
+            )
+        return out
 
     run = parallel if mode == "parallel" else sequential
     if mesh is None:
-        return run
+        sweep = run
+    else:
 
-    def sweep(params, state: SelectionState):
-        with sharded_groups(mesh):
-            # Weights, data and mask whole on every device, as the sweep returns
-            # the state: the next sweep's input is laid out as this one's.
-            return run(*replicated((params, state), mesh))
+        def sweep(params, state: SelectionState):
+            with sharded_groups(mesh):
+                # Weights, data, mask and carry whole on every device, as the
+                # sweep returns the state: the next sweep's input is laid out as
+                # this one's.
+                return run(*replicated((params, state), mesh))
 
+    sweep.init_carry = init_carry
     return sweep

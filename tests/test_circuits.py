@@ -28,6 +28,7 @@ from qselax.circuits import (
     hea_resources,
     hea_state,
     init_hea_params,
+    is_real,
     to_qasm,
 )
 
@@ -492,3 +493,53 @@ def test_apply_gates_matches_numpy():
     out = apply_gates(state, [Gate("x", (0,)), Gate("rz", (1,), theta=0.4)], 2)
     expected = np.kron(np.eye(2), ROT["rz"](0.4)) @ np.eye(4)[3]
     np.testing.assert_allclose(np.asarray(out), expected, atol=1e-6)
+
+
+# --- The real-amplitude path. ------------------------------------------------------
+
+REAL_CASES = [
+    Ansatz(1, 2, ("ry",), "cnot"),
+    Ansatz(3, 2, ("ry",), "cz"),
+    Ansatz(4, 1, ("ry", "ry"), "none"),
+    Ansatz(5, 3, ("ry",), "cnot"),
+    Ansatz(11, 1, ("ry",), "cnot"),  # fused gates over 4 qubits
+]
+
+
+class RealPathTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(*REAL_CASES)
+    def test_real_ansatz_probs_equal_the_complex_state(self, *fields):
+        ansatz = Ansatz(*fields)
+        assert is_real(ansatz)
+        params = random_params(3, ansatz)
+        probs = self.variant(lambda p: hea_probs(p, ansatz))(params)
+        chex.assert_shape(probs, (2**ansatz.num_qubits,))
+        assert probs.dtype == jnp.float32
+        psi = hea_circuit(params, ansatz).state()  # gate by gate, complex64
+        np.testing.assert_allclose(probs, np.abs(np.asarray(psi)) ** 2, atol=2e-6)
+        np.testing.assert_allclose(float(jnp.sum(probs)), 1.0, atol=1e-5)
+
+
+def test_real_ansatz_gradient_matches_parameter_shift():
+    ansatz = Ansatz(4, 2, ("ry",), "cz")
+    params = random_params(5, ansatz)
+    cost = jax.random.normal(jax.random.key(6), (16,), jnp.float32)
+    energy = lambda p: jnp.sum(hea_probs(p, ansatz) * cost)
+    grad = jax.jit(jax.grad(energy))(params)
+    n = params.size
+    shifts = (np.pi / 2) * np.eye(n, dtype=np.float32).reshape((n, *params.shape))
+    shifted = jnp.concatenate([params[None] + shifts, params[None] - shifts])
+    energies = jax.jit(jax.vmap(energy))(shifted)
+    np.testing.assert_allclose(
+        grad.reshape(-1), 0.5 * (energies[:n] - energies[n:]), atol=2e-5
+    )
+
+
+def test_noisy_real_ansatz_takes_the_complex_path():
+    ansatz = Ansatz(3, 2, ("ry",), "cnot")
+    params = random_params(8, ansatz)
+    key = jax.random.key(9)
+    noisy = hea_probs(params, ansatz, noise_key=key, noise_rate=0.3)
+    state = hea_state(params, ansatz, noise_key=key, noise_rate=0.3)
+    np.testing.assert_allclose(noisy, np.abs(np.asarray(state)) ** 2, atol=2e-6)

@@ -16,12 +16,19 @@ from qselax.cli import (
 )
 from qselax.distill import DistillConfig
 from qselax.nk_selection import NKESNConfig
+from qselax.plots import FORMATS, plot_run
 from qselax.pole import PoleConfig, plant_config
 from qselax.results import COMMON_KEYS, TOP_KEYS
-from qselax.selection import SelectConfig
+from qselax.selection import DIRECT_VQE, SelectConfig
 from qselax.solvers import vqe
 
-_VQE_FLAGS = {"layers": 3, "steps": 100, "learning_rate": 0.1, "readout": None}
+_VQE_FLAGS = {
+    "layers": 3,
+    "steps": 100,
+    "learning_rate": 0.1,
+    "readout": None,
+    "rotations": ("ry", "rz"),
+}
 
 TINY = [
     "--hidden", "8", "--k", "4", "--sweeps", "1", "--vqe-steps", "10",
@@ -55,8 +62,9 @@ def test_cli_defaults_are_the_configs_defaults():
         if f.name != "solver":
             assert direct[f.name] == getattr(cfg, f.name), f.name
     assert _select_config(direct, "vqe") == SelectConfig(
-        solver=vqe(layers=3, steps=100, learning_rate=0.1, readout=None)
+        solver=vqe(layers=3, readout=None, **DIRECT_VQE)
     )
+    assert SelectConfig().solver == vqe(**DIRECT_VQE)
     distill = _resolve("--method", "distill")
     assert _distill_config(distill, "exhaustive") == DistillConfig()
     nk = _resolve("--method", "nk-esn", "--solver", "vqe")
@@ -311,6 +319,17 @@ def test_method_nk_esn_writes_its_fields(tmp_path, capsys):
     table = np.load(out / "landscapes.npz")["fitness"]
     assert table.shape == (6, 4)
     assert entry["fitness"] == pytest.approx(float(table.max()))
+    # Every row's per-output fitness, and the figures `qselax plot` draws of them.
+    npz = np.load(out / "landscapes.npz")
+    rows = r["nk-esn"]["rows"]
+    assert npz["row_labels"].tolist() == [f"{w['solver']}/{w['mode']}" for w in rows]
+    totals = [w["total_fitness"] for w in rows]
+    np.testing.assert_allclose(npz["row_fitness"].sum(-1), totals, rtol=1e-5)
+    written, skipped = plot_run(out)
+    assert {p.name for p in written} == {
+        f"{n}.{e}" for n in ("history", "committees", "nk_fitness") for e in FORMATS
+    }
+    assert set(skipped) == {"search", "kept_fraction", "landscapes", "entanglement"}
 
 
 @pytest.mark.parametrize(

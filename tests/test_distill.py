@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 from qselax.bits import index_bits
+from qselax.checkpoints import Checkpoints as C
 from qselax.data import load_dataset
 from qselax.distill import DistillConfig, check_memory, direct_hidden, distill
 from qselax.driver import initial_state
@@ -353,3 +354,24 @@ def test_memory_and_mismatch_errors(iris, run):
             student=run.student,
             progress=False,
         )
+
+
+def test_interrupted_distillation_resumes_to_the_same_student(iris, run, tmp_path):
+    class Stop(Exception):
+        pass
+
+    def stop(record):  # after block 1's first sweep (its checkpoint is saved)
+        if record["stage"] == "block1" and record["sweep"] == 1:
+            raise Stop
+
+    key = jax.random.key(0)
+    with pytest.raises(Stop):
+        distill(
+            key, iris, TINY, progress=False, loggers=[stop], checkpoints=C(tmp_path)
+        )
+    again = distill(key, iris, TINY, progress=False, checkpoints=C(tmp_path))
+    plain = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert plain(again.history) == plain(run.history)
+    chex.assert_trees_all_equal(again.masks, run.masks)
+    assert again.accuracy == run.accuracy
+    assert again.optimum_rate == run.optimum_rate

@@ -337,3 +337,28 @@ def test_nk_esn_random_wiring_uses_exhaustive_reference():
     assert res.rows[1]["optimum_rate"] == 1.0
     np.testing.assert_allclose(res.rows[1]["total_fitness"], res.optimum, rtol=1e-6)
     assert res.rows[2]["total_fitness"] <= res.optimum + 1e-6
+
+
+def test_nk_esn_resumes_from_its_tabulation_and_shared_sweeps(tmp_path):
+    from qselax.checkpoints import Checkpoints
+
+    config = S.NKESNConfig(esn=TINY, pole=PLANT, solvers=("sa",), sweeps=2, chunk=16)
+    key = jax.random.key(0)
+
+    class Stop(Exception):
+        pass
+
+    def stop(record):
+        raise Stop
+
+    with pytest.raises(Stop):  # after the tabulation and one shared sweep
+        S.nk_esn(key, config, loggers=[stop], checkpoints=Checkpoints(tmp_path))
+    assert Checkpoints(tmp_path).stages() == ["tabulation"]
+    assert Checkpoints(tmp_path).sub("0-sa").stages() == ["shared"]
+    want = S.nk_esn(key, config)
+    got = S.nk_esn(key, config, checkpoints=Checkpoints(tmp_path))
+    np.testing.assert_array_equal(got.landscapes.fitness, want.landscapes.fitness)
+    untimed = lambda rows: [
+        {k: v for k, v in r.items() if k != "select_s"} for r in rows
+    ]
+    assert untimed(got.rows) == untimed(want.rows)

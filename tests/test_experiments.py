@@ -110,3 +110,17 @@ def test_table(name, smoke):
         assert not missing, "README tables --table does not print:\n" + "\n\n".join(
             missing
         )
+
+
+@pytest.mark.parametrize("name", ["generalisation", "grover_scaling", "solver_table"])
+def test_plot(name, tmp_path):
+    """``--plot`` draws the README's figure from the committed results."""
+    for path in (ROOT / "experiments" / name / "results").glob("*.jsonl"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    proc = _run(name, "--plot", "--out", str(tmp_path))
+    assert proc.returncode == 0, _failure(proc)
+    figures = list((tmp_path / "figures").glob("*.png"))
+    assert len(figures) == 1 and figures[0].name in proc.stdout
+    readme = (ROOT / "experiments" / name / "README.md").read_text()
+    assert f"](figures/{figures[0].name})" in readme
+    assert (ROOT / "experiments" / name / "figures" / figures[0].name).is_file()

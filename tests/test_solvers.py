@@ -24,6 +24,7 @@ from qselax.solvers import (
     make_solver,
     max_readout,
     normalize_landscapes,
+    solver_spec,
     vqe,
 )
 
@@ -373,3 +374,68 @@ def test_vqe_resources(k, options):
     assert res["parameters"] == layers * 2 * k
     assert res["optimizer_steps"] == options.get("steps", 100)
     assert res["readout"] == options.get("readout", max_readout(k))
+
+
+# --- Warm starts and the convergence stop. -----------------------------------------
+
+
+def test_vqe_warm_start_continues_from_the_carried_angles():
+    k, groups = 4, 6
+    solver = make_solver(solver_spec("vqe", steps=40, warm_steps=5), k)
+    land = jax.random.normal(jax.random.key(0), (groups, 2**k))
+    current = jnp.zeros(groups, jnp.int32)
+    cold = solver.init_carry(groups)
+    chex.assert_shape(cold["warm"], (groups,))
+    assert not bool(jnp.any(cold["warm"]))
+    first = jax.jit(solver.solve)(jax.random.key(1), land, current, None, cold)
+    np.testing.assert_array_equal(first.steps, 40)
+    assert bool(jnp.all(first.carry["warm"]))
+    second = jax.jit(solver.solve)(jax.random.key(2), land, current, None, first.carry)
+    np.testing.assert_array_equal(second.steps, 5)
+    # 5 more Adam steps from the tuned angles: close to them, and as good.
+    moved = jnp.max(jnp.abs(second.carry["params"] - first.carry["params"]))
+    assert float(moved) < 0.6
+    np.testing.assert_array_equal(second.index, first.index)
+    # without a carry, the solve is the cold one (same key, same answer)
+    again = solver.solve(jax.random.key(1), land, current)
+    np.testing.assert_array_equal(again.index, first.index)
+
+
+def test_vqe_tolerance_stops_converged_groups_early():
+    k = 3
+    land = jnp.asarray(np.eye(2**k, dtype=np.float32)[:4] * -1.0)  # one-hot minima
+    full = make_solver(solver_spec("vqe", steps=300), k)
+    early = make_solver(solver_spec("vqe", steps=300, tol=1e-5), k)
+    current = jnp.zeros(4, jnp.int32)
+    a = full.solve(jax.random.key(3), land, current)
+    b = early.solve(jax.random.key(3), land, current)
+    np.testing.assert_array_equal(a.steps, 300)
+    assert 0 < int(jnp.max(b.steps)) < 300
+    np.testing.assert_array_equal(b.index, jnp.argmin(land, -1))
+
+
+@pytest.mark.parametrize(
+    "options", [{"warm_steps": 5, "shots": 64}, {"tol": 1e-3, "noise": 0.01}]
+)
+def test_warm_starts_need_exact_expectations(options):
+    with pytest.raises(ValueError, match="exact, noiseless"):
+        make_solver(solver_spec("vqe", **options), 3)
+
+
+def test_sweep_keeps_the_warm_carry_between_sweeps():
+    from qselax.driver import Driver, initial_state
+    from qselax.nk import NKParams, nk_landscape
+    from qselax.sweeps import make_sweep
+
+    n, k = 8, 3
+    tables = np.random.default_rng(0).normal(size=(n, 2**k)).astype(np.float32)
+    wiring = np.stack([(np.arange(n) + j) % n for j in range(k)], 1).astype(np.int32)
+    solver = make_solver(solver_spec("vqe", steps=30, warm_steps=4), k)
+    for mode in ("parallel", "sequential"):
+        sweep = make_sweep(nk_landscape(wiring, n, k), solver, mode=mode, block_size=3)
+        state = initial_state(jax.random.key(0), np.ones(n, np.float32))
+        with Driver(3, progress=False) as driver:
+            run = driver.run(sweep, NKParams(tables, wiring), state, 3, k=k)
+        assert [h["optimizer_steps"] for h in run.history] == [30.0, 4.0, 4.0], mode
+        warm = jax.tree.leaves(run.state.carry)
+        assert all(np.all(np.asarray(x)) for x in warm if x.dtype == bool)

@@ -12,7 +12,11 @@ per run (test/val/train accuracy, wall time, network evaluations) is appended to
 
     python experiments/generalisation/main.py --suite digits
     python experiments/generalisation/main.py --table
+    python experiments/generalisation/main.py --plot
     python experiments/generalisation/main.py --smoke
+
+``--plot`` draws the README's figure (test accuracy per suite and row, mean ± std
+over seeds) into ``figures/test_accuracy.png`` with :mod:`qselax.plots`.
 """
 
 from __future__ import annotations
@@ -169,9 +173,18 @@ def main() -> None:
         help="extra CLI setting for every row, e.g. sweeps=6 (recorded)",
     )
     p.add_argument("--tag", default="", help="suffix of the row names (variants)")
+    p.add_argument(
+        "--plot", action="store_true", help="draw the README's figure and exit"
+    )
     args = p.parse_args()
     if args.table:
         table(common.table_dir(args, __file__))
+        return
+    if args.plot:
+        path = plot(
+            common.table_dir(args, __file__), common.figures_dir(args, __file__)
+        )
+        print(f"wrote {path}")
         return
     out = common.out_dir(args, __file__)
     extra = {}
@@ -261,6 +274,55 @@ def table(directory: Path) -> None:
             "network evals",
         )
         print(common.markdown(header, body))
+
+
+# The figure's rows: the qselax rows, the field's mask finders and the trained nets.
+PLOT_ROWS = ("exhaustive", "vqe", "edge-popup", "supermask", "dense", "sklearn-mlp")
+
+
+def _plot_row(rows: dict, base: str) -> str | None:
+    """The suite's row for ``base``: itself, else its variant with most sweeps
+    (``vqe/8`` before ``vqe/3``); untuned variants are left out."""
+    if base in rows:
+        return base
+    sweeps = [
+        (int(n.split("/")[1]), n)
+        for n in rows
+        if n.split("/")[0] == base and n.split("/")[-1].isdigit()
+    ]
+    return max(sweeps)[1] if sweeps else None
+
+
+def plot(directory: Path, figures: Path) -> Path:
+    """The README's figure: test accuracy (mean ± std over seeds) per suite.
+
+    Suites run with one seed only are left out where any suite has several.
+    """
+    from qselax.plots import plot_grouped_bars, save_figure
+
+    results = {k: v for k, v in common.read_results(directory).items() if k != "tune"}
+    data: dict[str, dict[str, list[float]]] = {}
+    for suite_name, records in results.items():
+        rows = defaultdict(list)
+        for r in records:
+            rows[r["row"]].append(r["test"])
+        picked = {b: _plot_row(rows, b) for b in PLOT_ROWS}
+        picked = {b: n for b, n in picked.items() if n is not None}
+        if picked:
+            variants = sorted({n.split("/")[1] for n in picked.values() if "/" in n})
+            label = suite_name + "".join(f"\n(qselax: {v} sweeps)" for v in variants)
+            data[label] = {b: rows[n] for b, n in picked.items()}
+    several = {s: d for s, d in data.items() if max(map(len, d.values())) > 1}
+    data = several or data
+    low = min(np.mean(v) - np.std(v) for d in data.values() for v in d.values())
+    fig = plot_grouped_bars(
+        data,
+        ylabel="test accuracy",
+        title="test accuracy over seeds (mean ± std): masks of the frozen random "
+        "network, and trained nets",
+        ylim=(np.floor((low - 0.02) * 20) / 20, 1.0),
+    )
+    return save_figure(fig, figures / "test_accuracy", formats=("png",))[0]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,12 @@ Usage::
     python experiments/grover_scaling/main.py [--ks 6 8 10 12 14] [--groups 128]
         [--seed 0] [--out DIR]
     python experiments/grover_scaling/main.py --table
+    python experiments/grover_scaling/main.py --plot
     python experiments/grover_scaling/main.py --smoke
+
+``--plot`` draws the README's figure (the costs to the optimum against K on a log
+scale, beside 2^(K/2) and 2^K) into ``figures/calls_to_optimum.png`` with
+:mod:`qselax.plots`.
 """
 
 from __future__ import annotations
@@ -130,15 +135,47 @@ def table(rows: list[dict], fit: dict) -> str:
     )
 
 
+def plot(rows: list[dict], figures: Path) -> Path:
+    """The README's figure: mean costs to the optimum per K, log2 scale."""
+    from qselax.plots import plot_series, save_figure
+
+    ks = [r["k"] for r in rows]
+    calls = np.asarray([r["mean_calls_to_optimum"] for r in rows])
+    lookups = np.asarray([r["mean_lookups_to_optimum"] for r in rows])
+    fig = plot_series(
+        {
+            "oracle calls to the optimum": (ks, calls),
+            "measurements to the optimum": (ks, lookups),
+            "calls + measurements": (ks, calls + lookups),
+            "2^(K/2) (square-root law)": (ks, [2 ** (k / 2) for k in ks]),
+            "2^K (exhaustive)": (ks, [2**k for k in ks]),
+        },
+        xlabel="K (qubits)",
+        ylabel="mean per group",
+        title="Grover adaptive search on random landscapes",
+        logy=True,
+        dashed=("2^(K/2) (square-root law)", "2^K (exhaustive)"),
+    )
+    return save_figure(fig, figures / "calls_to_optimum", formats=("png",))[0]
+
+
 def main(argv=None) -> None:
     parser = common.parser(__file__, __doc__)
     parser.add_argument("--ks", type=int, nargs="+", default=[6, 8, 10, 12, 14])
     parser.add_argument("--groups", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--plot", action="store_true", help="draw the README's figure and exit"
+    )
     args = parser.parse_args(argv)
     if args.table:
         results = common.read_results(common.table_dir(args, __file__))
         print(table(results["grover_scaling"], results["grover_scaling_fit"][0]))
+        return
+    if args.plot:
+        results = common.read_results(common.table_dir(args, __file__))
+        figures = common.figures_dir(args, __file__)
+        print(f"wrote {plot(results['grover_scaling'], figures)}")
         return
     if args.smoke:
         common.smoke_jax()

@@ -29,10 +29,14 @@ Usage::
     python experiments/solver_table/main.py --part table --landscapes random --k 8
     python experiments/solver_table/main.py --part shots
     python experiments/solver_table/main.py --table
+    python experiments/solver_table/main.py --plot
     python experiments/solver_table/main.py --smoke [--part shots]
 
 Results are printed as Markdown tables and written as JSON lines to ``--out``
 (default ``experiments/solver_table/results``, overwriting the part's file).
+``--plot`` draws the README's figure (every solver's optimum rate per K, on the
+demo's and on random landscapes) into ``figures/optimum_rate.png`` with
+:mod:`qselax.plots`.
 """
 
 from __future__ import annotations
@@ -371,6 +375,29 @@ def tables(results: dict[str, list[dict]]) -> str:
     return "\n".join(out)
 
 
+def plot(results: dict[str, list[dict]], figures: Path) -> Path:
+    """The README's figure: optimum rate per solver, K and landscape kind."""
+    from qselax.plots import plot_grouped_bars, save_figure
+
+    data: dict[str, dict[str, float]] = {}
+    for records in results.values():
+        for r in records:
+            if r["part"] == "table":
+                kind = "demo" if r["landscapes"] == "demo" else "random"
+                data.setdefault(f"{kind}, K = {r['k']}", {})[r["solver"]] = r[
+                    "optimum_rate"
+                ]
+    if not data:
+        sys.exit("no --part table records to plot")
+    fig = plot_grouped_bars(
+        data,
+        ylabel="optimum rate",
+        ylim=(0.0, 1.05),
+        title="optimum rate at default budgets: demo landscapes and i.i.d. random ones",
+    )
+    return save_figure(fig, figures / "optimum_rate", formats=("png",))[0]
+
+
 def main() -> None:
     parser = common.parser(__file__, __doc__)
     parser.add_argument("--part", choices=("table", "shots"), default="table")
@@ -390,9 +417,16 @@ def main() -> None:
     parser.add_argument("--sweeps", type=int, help="--part shots (default 3)")
     parser.add_argument("--vqe-steps", type=int, help="--part shots (default 100)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--plot", action="store_true", help="draw the README's figure and exit"
+    )
     args = parser.parse_args()
     if args.table:
         print(tables(common.read_results(common.table_dir(args, __file__))))
+        return
+    if args.plot:
+        results = common.read_results(common.table_dir(args, __file__))
+        print(f"wrote {plot(results, common.figures_dir(args, __file__))}")
         return
     if args.smoke:
         common.smoke_jax()

@@ -69,6 +69,11 @@ class SolveResult(NamedTuple):
         cost: ``(G,)`` cost of the chosen configuration ``index`` (filled in by
             :func:`with_costs`, which every registered solver's ``solve`` passes
             through).
+        carry: what a warm-starting solver hands its next solve of the same
+            groups (a pytree with a leading ``G`` axis, the shape of its
+            ``init_carry``), or ``None``.
+        steps: ``(G,)`` int32 optimiser steps each group's solve used, or ``None``
+            for solvers without an optimiser loop.
     """
 
     index: jax.Array
@@ -79,6 +84,8 @@ class SolveResult(NamedTuple):
     shots: jax.Array | None = None
     entropy: jax.Array | None = None
     cost: jax.Array | None = None
+    carry: Any = None
+    steps: jax.Array | None = None
 
 
 class Solver(NamedTuple):
@@ -91,12 +98,18 @@ class Solver(NamedTuple):
             (solvers may ignore it); ``oracle`` (``(G, R) configurations -> (G, R)
             costs``, see :mod:`qselax.solvers.measure`) is what finite-shot solvers
             query for sampled configurations (default: look-ups in ``landscapes``).
+            A warm-starting solver also takes ``carry=`` (its last
+            ``SolveResult.carry`` for the same groups).
         resources: static resource counts per group (qubits, depth, gates, ...).
+        init_carry: ``G -> carry`` the cold carry of ``G`` groups (leading ``G``
+            axis) for a warm-starting solver; ``None`` for the others.  The sweep
+            keeps each group's carry in the selection state between sweeps.
     """
 
     name: str
     solve: Callable[[jax.Array, jax.Array, jax.Array], SolveResult]
     resources: dict
+    init_carry: Callable | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -191,8 +204,11 @@ def with_costs(solve: Callable) -> Callable:
     the same number: the network evaluated on that configuration).
     """
 
-    def wrapped(key, landscapes, current, oracle=None) -> SolveResult:
-        res = solve(key, landscapes, current, oracle)
+    def wrapped(key, landscapes, current, oracle=None, carry=None) -> SolveResult:
+        if carry is None:
+            res = solve(key, landscapes, current, oracle)
+        else:
+            res = solve(key, landscapes, current, oracle, carry=carry)
         if res.cost is None:
             cost = jnp.take_along_axis(landscapes, res.index[:, None], axis=-1)[:, 0]
             res = res._replace(cost=cost)

@@ -291,7 +291,8 @@ def read_shots(
 
     Args:
         key: PRNG key of the shots (and noise trajectories).
-        params, probs_fn: the circuits.
+        params: the circuits' parameters.
+        probs_fn: the circuits: their Born probabilities given ``params``.
         size: ``S``, configurations per group.
         oracle: the cost oracle.
         readout: configurations evaluated per group.

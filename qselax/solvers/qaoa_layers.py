@@ -452,7 +452,8 @@ def qaoa_circuit(gammas, betas, landscape, *, tol: float = 0.0) -> circuits.Circ
     :func:`qaoa_state` with ``phase="ising"`` up to a global phase (a test checks).
 
     Args:
-        gammas, betas: ``(P,)`` concrete angles.
+        gammas: ``(P,)`` concrete phase angles.
+        betas: ``(P,)`` concrete mixer angles.
         landscape: ``(S,)`` concrete costs (normalise them first if the angles were
             tuned on normalised costs, as the solver does).
         tol: Walsh terms with ``|c| <= tol`` are dropped.

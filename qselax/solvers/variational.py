@@ -48,6 +48,7 @@ __all__ = [
     "VariationalCircuit",
     "read_top",
     "tune",
+    "tune_until",
     "variational_solver",
 ]
 
@@ -60,10 +61,17 @@ class Tuner(NamedTuple):
     Attributes:
         optimizer: an optax transformation (the solvers use ``optax.adam``).
         steps: optimiser steps per solve; 0 keeps the initial parameters.
+        warm_steps: steps of a warm-started solve: each group starts from its
+            parameters at the end of its previous solve (kept in the sweep's
+            carry); ``None``: every solve starts cold from fresh parameters.
+        tol: stop a group's loop once its expected normalised cost changes by
+            less than ``tol`` in one step (``None``: always run every step).
     """
 
     optimizer: optax.GradientTransformation
     steps: int
+    warm_steps: int | None = None
+    tol: float | None = None
 
 
 class Readout(NamedTuple):
@@ -146,6 +154,56 @@ def tune(
     return params
 
 
+def tune_until(
+    params,
+    value_and_grad: Callable,
+    optimizer: optax.GradientTransformation,
+    steps,
+    tol: float | None = None,
+):
+    """The optax loop with a traced budget and a convergence stop (``while_loop``).
+
+    Args:
+        params: initial parameters (any pytree).
+        value_and_grad: ``params -> (value, gradient)``.
+        optimizer: an optax transformation.
+        steps: at most this many updates (may be traced: e.g. fewer for a warm
+            start).
+        tol: stop after the first step whose value differs from the previous
+            step's by less than ``tol`` (``None``: run all ``steps``).
+
+    Returns:
+        ``(params, used)``: the parameters and the updates made (int32).
+
+    Example:
+        >>> vg = jax.value_and_grad(lambda p: jnp.sum(p**2))
+        >>> p, used = tune_until(jnp.ones(2), vg, optax.sgd(0.5), 50, tol=1e-6)
+        >>> p.tolist(), int(used)
+        ([0.0, 0.0], 3)
+    """
+
+    def cond(carry):
+        _, _, i, _, done = carry
+        return (i < steps) & ~done
+
+    def body(carry):
+        p, state, i, prev, _ = carry
+        value, grad = value_and_grad(p)
+        updates, state = optimizer.update(grad, state, p)
+        done = jnp.bool_(False) if tol is None else jnp.abs(value - prev) < tol
+        return optax.apply_updates(p, updates), state, i + 1, value, done
+
+    start = (
+        params,
+        optimizer.init(params),
+        jnp.zeros((), jnp.int32),
+        jnp.full((), jnp.inf, jnp.float32),
+        jnp.zeros((), bool),
+    )
+    params, _, used, _, _ = jax.lax.while_loop(cond, body, start)
+    return params, used
+
+
 def read_top(
     key: jax.Array | None,
     probs: jax.Array,
@@ -213,12 +271,21 @@ def variational_solver(
     check_choice("readout_mode", readout.mode, READOUTS)
     m = measurement
     axis = None if circuit.shared else 0
+    warm = tuner.warm_steps is not None
+    looped = warm or tuner.tol is not None
+    if looped and (circuit.shared or not m.exact):
+        raise ValueError(
+            "warm_steps and tol need exact, noiseless expectations of per-group "
+            "circuits (no shots, no noise, not shared)"
+        )
     resources = {
         **resources,
         "optimizer_steps": tuner.steps,
         "readout": readout.size,
         **m.resources(tuner.steps),
     }
+    if warm:
+        resources["warm_steps"] = tuner.warm_steps
 
     def batched_probs(params, normed, noise_key=None) -> jax.Array:
         """``(G, S)`` probabilities of all groups (one trajectory each for a key)."""
@@ -254,21 +321,65 @@ def variational_solver(
 
         return jax.vmap(one)(params, normed)
 
+    def tune_looped(params, normed, limit):
+        """Per group: at most ``limit`` steps, stopping once converged."""
+
+        def one(p, land, steps):
+            energy = lambda q: jnp.sum(circuit.probs(q, land) * land)
+            vg = jax.value_and_grad(energy)
+            return tune_until(p, vg, tuner.optimizer, steps, tuner.tol)
+
+        return jax.vmap(one)(params, normed, limit)
+
+    def init_carry(num_groups: int):
+        """Cold carry: zero parameters, no group warm yet."""
+        shape = jax.eval_shape(lambda k: circuit.init(k, num_groups), jax.random.key(0))
+        params = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shape)
+        return {"params": params, "warm": jnp.zeros((num_groups,), bool)}
+
     def solve(
-        key: jax.Array, landscapes: jax.Array, current: jax.Array, oracle=None
+        key: jax.Array,
+        landscapes: jax.Array,
+        current: jax.Array,
+        oracle=None,
+        carry=None,
     ) -> SolveResult:
         del current
+        num_groups = landscapes.shape[0]
         normed = normalize_landscapes(landscapes)
         init_key, run_key, read_key = circuit.split_key(key, m.exact)
-        params = circuit.init(init_key, landscapes.shape[0])
+        params = circuit.init(init_key, num_groups)
         trained = tuner.steps > 0 and params is not None
         if m.exact:
-            if trained:
+            steps = jnp.full((num_groups,), tuner.steps if trained else 0, jnp.int32)
+            if trained and looped:
+                limit = steps
+                if warm and carry is not None:
+                    is_warm = carry["warm"]
+                    params = jax.tree.map(
+                        lambda c, p: jnp.where(
+                            is_warm.reshape(-1, *(1,) * (p.ndim - 1)), c, p
+                        ),
+                        carry["params"],
+                        params,
+                    )
+                    limit = jnp.where(is_warm, tuner.warm_steps, tuner.steps)
+                params, steps = tune_looped(params, normed, limit)
+            elif trained:
                 params = tune_exact(params, normed)
             probs = batched_probs(params, normed)
             index, top1, lookups = read_top(read_key, probs, landscapes, readout)
+            new_carry = None
+            if warm:
+                new_carry = {"params": params, "warm": jnp.ones((num_groups,), bool)}
             return SolveResult(
-                index, top1, probs, lookups, entropy=entropy(params, normed)
+                index,
+                top1,
+                probs,
+                lookups,
+                entropy=entropy(params, normed),
+                carry=new_carry,
+                steps=steps.astype(jnp.int32),
             )
         oracle = measure.lookup_oracle(landscapes) if oracle is None else oracle
 
@@ -305,4 +416,4 @@ def variational_solver(
             index, top1, probs, lookups, shots=shots, entropy=entropy(params, normed)
         )
 
-    return Solver(name, with_costs(solve), resources)
+    return Solver(name, with_costs(solve), resources, init_carry if warm else None)

@@ -69,6 +69,8 @@ def vqe(
     shots: int | None = None,
     noise: float = 0.0,
     trajectories: int = 8,
+    warm_steps: int | None = None,
+    tol: float | None = None,
 ) -> Solver:
     """Builds the VQE solver (without ``k``: its :class:`SolverSpec`).
 
@@ -87,6 +89,12 @@ def vqe(
             expectations); see :mod:`qselax.solvers.measure`.
         noise: depolarizing probability per qubit after every layer.
         trajectories: noise trajectories per step.
+        warm_steps: Adam steps of a warm-started solve: from its second sweep on,
+            each group starts from its own tuned angles of the previous sweep
+            (kept in the selection state); ``None``: every sweep starts cold.
+        tol: stop a group's loop once its expected normalised cost changes by
+            less than ``tol`` in a step (``None``: every step runs).  The steps
+            used are reported per group.
 
     Raises:
         ValueError: a setting out of range (named in the message).
@@ -101,6 +109,10 @@ def vqe(
     steps = check_count("steps", steps)
     learning_rate = check_float("learning_rate", learning_rate)
     readout = check_readout(k, readout)
+    if warm_steps is not None:
+        warm_steps = check_count("warm_steps", warm_steps)
+    if tol is not None:
+        tol = check_float("tol", tol)
     m = measure.make_measurement(shots, noise, trajectories)
     ansatz = circuits.Ansatz(k, layers, tuple(rotations), entangler)
     resources = circuits.hea_resources(ansatz)  # checks the ansatz
@@ -124,7 +136,7 @@ def vqe(
     return variational_solver(
         "vqe",
         VariationalCircuit(probs, state, init, _split_key),
-        tuner=Tuner(optax.adam(learning_rate), steps),
+        tuner=Tuner(optax.adam(learning_rate), steps, warm_steps, tol),
         readout=Readout(readout, readout_mode),
         measurement=m,
         resources=resources,
