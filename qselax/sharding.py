@@ -9,8 +9,9 @@ the network's weights, the data and the mask stay whole on every device:
 * landscapes: :func:`qselax.landscapes.map_groups` computes ``chunk`` groups at
   a time (the memory planner's chunk); inside a sweep over a mesh
   (:func:`sharded_groups`) :func:`map_chunks` hands whole chunks to the devices
-  (``jax.shard_map``), so that every device holds one chunk at a time and every
-  chunk is computed with the same shapes as on one device;
+  (a loop over ``(devices, chunk)`` slices laid over the mesh), so that every
+  device holds one chunk at a time and every chunk is computed with the same
+  shapes as on one device;
 * the solver's inputs and outputs (``(G, 2^K)`` landscapes, ``(G,)`` results)
   are laid over the mesh with ``jax.lax.with_sharding_constraint``
   (:func:`on_groups`) and XLA's partitioner runs each device's share of the
@@ -91,13 +92,6 @@ def current_mesh() -> Mesh | None:
     return _MESH.get()
 
 
-def _constrain(tree, mesh: Mesh | None, spec: PartitionSpec):
-    if mesh is None:
-        return tree
-    sharding = NamedSharding(mesh, spec)
-    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
-
-
 def on_groups(tree, mesh: Mesh | None):
     """Lays the leading (group) axis of every leaf with one over the mesh (no-op
     without a mesh; scalars stay whole)."""
@@ -114,7 +108,10 @@ def on_groups(tree, mesh: Mesh | None):
 
 def replicated(tree, mesh: Mesh | None):
     """Every leaf whole on every device of the mesh (no-op without one)."""
-    return _constrain(tree, mesh, PartitionSpec())
+    if mesh is None:
+        return tree
+    sharding = NamedSharding(mesh, PartitionSpec())
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
 
 
 def map_chunks(fn: Callable, arrays: Mapping, chunk: int, mesh: Mesh) -> jax.Array:
@@ -152,7 +149,8 @@ def map_chunks(fn: Callable, arrays: Mapping, chunk: int, mesh: Mesh) -> jax.Arr
             a = a[: whole * chunk].reshape(whole, chunk, *a.shape[1:])
             if spare:
                 a = jnp.concatenate([a, jnp.broadcast_to(a[:1], (spare, *a.shape[1:]))])
-            # (turns, devices, chunk, ...): step t computes chunk t*D + i on device i.
+            # (turns, devices, chunk, ...): device i computes chunks i * turns to
+            # (i + 1) * turns - 1, one per step of the loop.
             return a.reshape(d, turns, *a.shape[1:]).swapaxes(0, 1)
 
         def step(_, x):
