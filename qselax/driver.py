@@ -194,10 +194,14 @@ class Driver:
         self.close()
 
     def close(self) -> None:
-        """Closes the progress bar (and the checkpoint managers)."""
+        """Closes the progress bar, the checkpoint managers and the loggers that
+        have a ``close`` (e.g. a TensorBoard event file, written out)."""
         self.bar.close()
         if self.checkpoints is not None:
             self.checkpoints.close()
+        for logger in self.loggers:
+            if callable(getattr(logger, "close", None)):
+                logger.close()
 
     def _log(self, record: dict, stage: str) -> None:
         for logger in self.loggers:

@@ -67,10 +67,13 @@ class TensorBoardLog:
                 "TensorBoard logging needs tensorboardX: pip install "
                 "'qselax[tensorboard]'"
             ) from err
-        self.writer = SummaryWriter(logdir=str(logdir))
+        self._open = lambda: SummaryWriter(logdir=str(logdir))
+        self.writer = None
         self.prefix, self.step = prefix, 0
 
     def __call__(self, record: dict) -> None:
+        if self.writer is None:  # (re)opened after close: a new event file
+            self.writer = self._open()
         self.step += 1
         stage = record.get("stage")
         tag = self.prefix if stage in (None, self.prefix) else f"{self.prefix}/{stage}"
@@ -82,5 +85,8 @@ class TensorBoardLog:
         self.writer.flush()
 
     def close(self) -> None:
-        """Closes the event file."""
-        self.writer.close()
+        """Writes out and closes the event file (the driver calls it at its end;
+        a later record opens a new file)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
