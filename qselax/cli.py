@@ -188,6 +188,7 @@ DEFAULTS = {
     "max_steps": PoleConfig().max_steps,
     "plant": PLANTS[0],
     "substeps": None,  # NKESNConfig's on its plant (inverted: 1), else the plant's
+    "train_starts": None,  # NKESNConfig's on its plant, else 1 (the reference's)
     "top_fraction": _NK.top_fraction,
     "bias_scale": _ESN.bias_scale,
     "input_scale": _ESN.input_scale,
@@ -287,6 +288,7 @@ _APPLIES = {
         "max_steps",
         "plant",
         "substeps",
+        "train_starts",
         "top_fraction",
         "bias_scale",
         "input_scale",
@@ -471,6 +473,12 @@ def build_parser() -> argparse.ArgumentParser:
         "step)",
     )
     a("--substeps", type=int, help="nk-esn: RK4 steps of 0.01 s per control step")
+    a(
+        "--train-starts",
+        type=int,
+        help="nk-esn: training episodes per bit setting, the training start and "
+        f"random ones ({_NK.train_starts} on the inverted plant, 1 on the reference)",
+    )
     a("--top-fraction", type=float, help="nk-esn: share of the top committee (0.2)")
     a("--bias-scale", type=float, help=f"nk-esn: biases ({_ESN.bias_scale:g})")
     a("--input-scale", type=float, help=f"nk-esn: input gain ({_ESN.input_scale:g})")
@@ -605,6 +613,9 @@ def resolve(args: argparse.Namespace) -> dict:
     if method == "nk-esn":
         if settings["substeps"] is None:
             settings["substeps"] = _default_substeps(settings["plant"])
+        if settings["train_starts"] is None:
+            own = settings["plant"] == PLANTS[0]
+            settings["train_starts"] = _NK.train_starts if own else 1
         _nk_config(settings).validate()
     keep = set(_APPLIES[method]) | ({*_VQE_KEYS} if "vqe" in solvers else set())
     return _kept(settings, keep)
@@ -750,6 +761,7 @@ def _nk_config(settings: dict) -> NKESNConfig:
         modes=modes,
         sweeps=settings["sweeps"],
         top_fraction=settings["top_fraction"],
+        train_starts=settings["train_starts"],
     )
 
 

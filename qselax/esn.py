@@ -296,41 +296,57 @@ class Landscapes(NamedTuple):
 
 
 def tabulate(
-    esn: ESN, pole_config: pole.PoleConfig, *, chunk: int = 4096
+    esn: ESN,
+    pole_config: pole.PoleConfig,
+    *,
+    chunk: int = 4096,
+    starts: jax.Array | None = None,
 ) -> Landscapes:
     """Every output's fitness for all ``2^(K+1)`` settings of its bits.
 
     ``N 2^(K+1)`` training episodes (start :func:`qselax.pole.train_start`, at most
     ``max_steps`` control steps each), each controlled by one output alone, run in
     chunks of ``chunk`` episodes (``lax.map``) inside one compiled function; a chunk
-    stops as soon as all its episodes have failed.
+    stops as soon as all its episodes have failed.  With ``S`` training ``starts``
+    (:func:`qselax.pole.training_starts`) every setting runs one episode from each
+    (``N 2^(K+1) S`` episodes) and its fitness is their mean.
 
     Args:
         esn: the network.
         pole_config: the plant (static).
         chunk: episodes per chunk (bounds memory: a chunk holds its episodes' K+1
             probe rows, ``chunk (K+1) R`` floats, besides their states).
+        starts: ``(S, 6)`` training starts (default: the one training start).
 
     Returns:
-        The :class:`Landscapes`.
+        The :class:`Landscapes` (``fitness`` the mean over the starts, ``steps``
+        the fewest control steps balanced from any of them).
     """
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
-    return _tabulate(esn, pole_config, chunk)
+    if starts is None:
+        starts = pole.train_start(pole_config)[None]
+    starts = jnp.asarray(starts, jnp.float32)
+    if starts.ndim != 2 or starts.shape[1] != 6 or starts.shape[0] < 1:
+        raise ValueError(f"starts must have shape (S, 6), S >= 1, got {starts.shape}")
+    return _tabulate(esn, pole_config, chunk, starts)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
-def _tabulate(esn: ESN, pole_config: pole.PoleConfig, chunk: int) -> Landscapes:
+def _tabulate(
+    esn: ESN, pole_config: pole.PoleConfig, chunk: int, starts: jax.Array
+) -> Landscapes:
     n, bits = esn.w_out.shape
     configs = 2**bits
-    total = n * configs
+    n_starts = starts.shape[0]
+    total = n * configs * n_starts
     chunk = min(chunk, total)
     padded = -(-total // chunk) * chunk
     episode = jnp.minimum(jnp.arange(padded, dtype=jnp.int32), total - 1)
-    start = pole.train_start(pole_config)
 
     def run_chunk(ids):
-        out, cfg = ids // configs, ids % configs
+        setting, which = ids // n_starts, ids % n_starts
+        out, cfg = setting // configs, setting % configs
         x = index_bits(cfg, bits).astype(jnp.float32)  # (C, K+1)
         rows = esn.neighbours[out]  # (C, K+1)
         params = (
@@ -341,15 +357,13 @@ def _tabulate(esn: ESN, pole_config: pole.PoleConfig, chunk: int) -> Landscapes:
             esn.b_out[out],
         )
         z0 = jnp.broadcast_to(esn.z0, (ids.shape[0], esn.z0.shape[0]))
-        starts = jnp.broadcast_to(start, (ids.shape[0], start.shape[0]))
-        ep = pole.run_episodes(_single_policy, params, z0, starts, pole_config)
+        ep = pole.run_episodes(_single_policy, params, z0, starts[which], pole_config)
         return ep.fitness, ep.steps
 
     fitness, steps = jax.lax.map(run_chunk, episode.reshape(-1, chunk))
-    return Landscapes(
-        fitness=fitness.reshape(-1)[:total].reshape(n, configs),
-        steps=steps.reshape(-1)[:total].reshape(n, configs),
-    )
+    fitness = fitness.reshape(-1)[:total].reshape(n, configs, n_starts)
+    steps = steps.reshape(-1)[:total].reshape(n, configs, n_starts)
+    return Landscapes(fitness=jnp.mean(fitness, axis=-1), steps=jnp.min(steps, -1))
 
 
 def evaluate(

@@ -246,6 +246,11 @@ class NKESNConfig:
         group_size: bits per window in the shared mode (default K+1).
         top_fraction: share of outputs in the ``"top"`` committee.
         chunk: episodes per chunk of the tabulation.
+        train_starts: training episodes per bit setting: the training start and
+            ``train_starts - 1`` random starts of the test's region
+            (:func:`qselax.pole.training_starts`, drawn from ``fold_in(key, 1)``);
+            a setting's fitness is its mean over them.  1 is the method's (and
+            the reference's) single training start.
     """
 
     esn: ESNConfig = ESNConfig(n=50, **PRESETS["masks"])
@@ -256,6 +261,7 @@ class NKESNConfig:
     group_size: int | None = None
     top_fraction: float = 0.2
     chunk: int = 4096
+    train_starts: int = 1
 
     def __post_init__(self):
         specs = tuple(solver_spec(s) for s in self.solvers)
@@ -286,6 +292,9 @@ class NKESNConfig:
             raise ValueError(f"chunk must be an int >= 1, got {self.chunk!r}")
         if self.chunk < 1:
             raise ValueError(f"chunk must be an int >= 1, got {self.chunk!r}")
+        t = self.train_starts
+        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+            raise ValueError(f"train_starts must be an int >= 1, got {t!r}")
         return self
 
 
@@ -303,7 +312,7 @@ class NKESNResult(NamedTuple):
             ``train_fitness`` per committee (``all``, ``top``, ``best``).
         optimum: the exact shared-mask optimum of ``sum_i f_i`` or ``None``.
         tabulate_s: seconds of the tabulation (compile included).
-        episodes: episodes run by the tabulation, ``N 2^(K+1)``.
+        episodes: episodes run by the tabulation, ``N 2^(K+1) train_starts``.
         best_entry: the reference implementation's "best single output", the best
             table entry with its own bits (:func:`qselax.esn.best_entry`):
             ``output``, ``bits``, ``fitness``, ``generalisation``,
@@ -365,7 +374,12 @@ def nk_esn(
             tabulate_s = float(saved["s"])
     if land is None:
         start = time.perf_counter()
-        land = jax.block_until_ready(tabulate(esn, config.pole, chunk=config.chunk))
+        starts = pole.training_starts(
+            config.pole, config.train_starts, jax.random.fold_in(key, 1)
+        )
+        land = jax.block_until_ready(
+            tabulate(esn, config.pole, chunk=config.chunk, starts=starts)
+        )
         tabulate_s = time.perf_counter() - start
         if checkpoints is not None:
             checkpoints.save_tree("tabulation", {"land": land, "s": tabulate_s})
@@ -462,7 +476,7 @@ def nk_esn(
         rows=rows,
         optimum=optimum,
         tabulate_s=tabulate_s,
-        episodes=int(fitness.size),
+        episodes=int(fitness.size) * config.train_starts,
         best_entry=entry,
         row_fitness=np.stack([np.asarray(s.fitness) for _, _, s, _ in selections]),
     )

@@ -113,6 +113,7 @@ __all__ = [
     "run_episodes",
     "step",
     "train_start",
+    "training_starts",
 ]
 
 #: Lower bound on the damping sum ``S`` (see the module docstring).
@@ -440,6 +441,47 @@ def train_start(cfg: PoleConfig) -> Float[Array, " 6"]:
         ``(6,)`` float32 state.
     """
     return jnp.zeros(6, jnp.float32).at[2].set(math.radians(cfg.start_angle_deg))
+
+
+def training_starts(
+    cfg: PoleConfig, count: int = 1, key: jax.Array | None = None
+) -> Float[Array, "S 6"]:
+    """The training start and ``count - 1`` random ones, for multi-start fitness.
+
+    Start 0 is :func:`train_start`.  The others draw ``x``, ``x_dot``, ``theta1``
+    and ``theta1_dot`` uniformly from ``±0.9`` times the generalisation test's
+    ranges (:data:`GENERALISATION_RANGES`, the span of its 625 starts) with
+    ``theta2 = theta2_dot = 0``: training episodes from the region the test covers,
+    never its grid points (a continuous draw hits one with probability 0).
+
+    Args:
+        cfg: the plant.
+        count: starts in all, ``>= 1``.
+        key: PRNG key of the random starts (required when ``count > 1``).
+
+    Returns:
+        ``(count, 6)`` float32 states.
+
+    Example:
+        >>> training_starts(PoleConfig(), 3, jax.random.key(0)).shape
+        (3, 6)
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be an int >= 1, got {count!r}")
+    first = train_start(cfg)[None]
+    if count == 1:
+        return first
+    if key is None:
+        raise ValueError("training_starts needs a key for count > 1")
+    r = np.asarray(GENERALISATION_RANGES, np.float64)
+    r[2:] = np.radians(r[2:])
+    u = jax.random.uniform(key, (count - 1, 4), jnp.float32, -0.9, 0.9)
+    rest = (
+        jnp.zeros((count - 1, 6), jnp.float32)
+        .at[:, :4]
+        .set(u * jnp.asarray(r, jnp.float32)[None])
+    )
+    return jnp.concatenate([first, rest], axis=0)
 
 
 def generalisation_starts() -> Float[Array, "625 6"]:

@@ -139,6 +139,27 @@ def test_landscapes_match_direct_episode_loop(net, land):
         np.testing.assert_allclose(float(land.fitness[out, cfg]), fitness, rtol=1e-4)
 
 
+def test_tabulate_from_several_starts_is_the_mean_of_single_starts(net, land):
+    starts = pole.training_starts(PLANT, 3, jax.random.key(5))
+    multi = E.tabulate(net, PLANT, chunk=7, starts=starts)
+    chex.assert_shape(multi.fitness, land.fitness.shape)
+    singles = [
+        E.tabulate(net, PLANT, chunk=7, starts=starts[i : i + 1]) for i in range(3)
+    ]
+    np.testing.assert_allclose(singles[0].fitness, land.fitness, rtol=1e-6)
+    want = np.mean([np.asarray(t.fitness) for t in singles], axis=0)
+    np.testing.assert_allclose(multi.fitness, want, rtol=1e-5)
+    np.testing.assert_array_equal(
+        multi.steps, np.min([np.asarray(t.steps) for t in singles], axis=0)
+    )
+    # a random start's episode, replayed by the Python loop
+    steps, fitness = _episode_loop(net, 2, np.array([1.0, 0.0]), starts[1], PLANT)
+    assert int(singles[1].steps[2, 2]) == steps
+    np.testing.assert_allclose(float(singles[1].fitness[2, 2]), fitness, rtol=1e-4)
+    with pytest.raises(ValueError, match="starts must have shape"):
+        E.tabulate(net, PLANT, starts=starts[:, :4])
+
+
 def test_tabulate_compiles_once_per_shape(net, land):
     other = E.make_esn(jax.random.key(4), TINY)
     before = E._tabulate._cache_size()
@@ -266,6 +287,14 @@ def test_nk_esn_end_to_end():
     cheap = dataclasses.replace(config, solvers=("anneal",), modes=("independent",))
     again = S.nk_esn(jax.random.key(5), cheap, esn=res.esn)
     np.testing.assert_array_equal(again.landscapes.fitness, res.landscapes.fitness)
+    # Several training starts: the training start and random ones from fold_in(key, 1)
+    multi = S.nk_esn(
+        jax.random.key(5), dataclasses.replace(cheap, train_starts=3), esn=res.esn
+    )
+    starts = pole.training_starts(PLANT, 3, jax.random.fold_in(jax.random.key(5), 1))
+    want = E.tabulate(res.esn, PLANT, chunk=16, starts=starts)
+    np.testing.assert_array_equal(multi.landscapes.fitness, want.fitness)
+    assert multi.episodes == 3 * res.episodes
     with pytest.raises(ValueError, match="esn has"):
         S.nk_esn(
             jax.random.key(0), config, esn=res.esn._replace(w_out=res.esn.w_out[:1])
@@ -306,6 +335,7 @@ def test_esn_config_errors(change, match):
         ({"group_size": 40}, "group_size"),
         ({"top_fraction": 1.5}, "top_fraction"),
         ({"chunk": 0}, "chunk"),
+        ({"train_starts": 0}, "train_starts"),
     ],
 )
 def test_nk_esn_config_errors(change, match):

@@ -159,6 +159,27 @@ def test_observe_and_train_start():
     np.testing.assert_allclose(obs, want, rtol=1e-6)
 
 
+def test_training_starts():
+    one = pole.training_starts(CFG)
+    np.testing.assert_array_equal(one, pole.train_start(CFG)[None])
+    starts = pole.training_starts(CFG, 200, jax.random.key(0))
+    chex.assert_shape(starts, (200, 6))
+    np.testing.assert_array_equal(starts[0], pole.train_start(CFG))
+    r = np.array(pole.GENERALISATION_RANGES)
+    r[2:] = np.radians(r[2:])
+    rest = np.asarray(starts[1:])
+    assert np.all(np.abs(rest[:, :4]) <= 0.9 * r + 1e-6)
+    assert np.all(rest[:, 4:] == 0)
+    # they spread over the test's region (each coordinate reaches past half range)
+    assert np.all(np.max(np.abs(rest[:, :4]), axis=0) > 0.5 * r)
+    again = pole.training_starts(CFG, 200, jax.random.key(0))
+    np.testing.assert_array_equal(starts, again)
+    with pytest.raises(ValueError, match="needs a key"):
+        pole.training_starts(CFG, 2)
+    with pytest.raises(ValueError, match="count must be"):
+        pole.training_starts(CFG, 0, jax.random.key(0))
+
+
 def test_generalisation_starts():
     starts = np.asarray(pole.generalisation_starts())
     assert starts.shape == (625, 6) and starts.dtype == np.float32
