@@ -841,12 +841,19 @@ class _Output(NamedTuple):
         return logs
 
 
-def _start(settings: dict, resume: bool = False, tensorboard: bool = False) -> _Output:
+def _start(
+    settings: dict,
+    resume: bool = False,
+    tensorboard: bool = False,
+    checkpointed: bool = True,
+) -> _Output:
     """The output folder and its checkpoints: cleared, or kept to resume from.
 
     ``metrics.jsonl`` (and ``tensorboard/``) always start empty: a resumed driver
     writes the records of the sweeps it restores again, so the file equals an
-    uninterrupted run's.
+    uninterrupted run's.  A run that keeps no checkpoints (``checkpointed=False``:
+    the baselines' one compiled training loop) clears any old ones and records
+    no settings.
     """
     out = Path(settings["out"])
     checkpoints = Checkpoints(out / "checkpoints")
@@ -865,9 +872,9 @@ def _start(settings: dict, resume: bool = False, tensorboard: bool = False) -> _
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.jsonl").unlink(missing_ok=True)
     shutil.rmtree(out / "tensorboard", ignore_errors=True)
-    if not resume:
+    if not resume or not checkpointed:
         checkpoints.clear()
-    if not record.exists():
+    if checkpointed and not record.exists():
         checkpoints.directory.mkdir(parents=True, exist_ok=True)
         write_json(record, settings)
     return _Output(out, checkpoints, tensorboard)
@@ -1042,7 +1049,7 @@ def run_baseline(
     del progress  # one compiled call: nothing to report along the way
     method = settings["method"]
     data, model = _network(settings)
-    out = _start(settings).out  # one compiled training loop: no checkpoints
+    out = _start(settings, checkpointed=False).out  # one compiled loop: none
     graphdef, weights = nnx.split(model)
     key = jax.random.key(settings["seed"])
     references = {"random": _random_reference(graphdef, weights, data)}

@@ -319,6 +319,9 @@ class NKESNResult(NamedTuple):
             ``train_fitness``.
         row_fitness: ``(R, N)`` each row's per-output fitness under its bits
             (from the table), in the order of ``rows``.
+        row_bits: ``(R, N, K+1)`` each row's per-output bits, in that order (with
+            ``committee_weights(row_fitness[r], kind)`` they rebuild its
+            committees).
     """
 
     esn: ESN
@@ -329,6 +332,7 @@ class NKESNResult(NamedTuple):
     episodes: int
     best_entry: dict | None = None
     row_fitness: np.ndarray | None = None
+    row_bits: np.ndarray | None = None
 
 
 def nk_esn(
@@ -479,4 +483,5 @@ def nk_esn(
         episodes=int(fitness.size) * config.train_starts,
         best_entry=entry,
         row_fitness=np.stack([np.asarray(s.fitness) for _, _, s, _ in selections]),
+        row_bits=np.stack([np.asarray(s.bits) for _, _, s, _ in selections]),
     )

@@ -48,6 +48,7 @@ from qselax.esn import ESN, reservoir_step
 __all__ = [
     "ReadoutConfig",
     "ReadoutResult",
+    "evaluate",
     "n_features",
     "readout_features",
     "readout_scores",
@@ -212,6 +213,29 @@ def train_readout(
         history=history,
         seconds=time.perf_counter() - start,
     )
+
+
+def evaluate(
+    esn: ESN, weights: jax.Array, starts: jax.Array, pole_config: pole.PoleConfig
+) -> pole.Episodes:
+    """Episodes of one readout ``weights (R + 4,)`` from ``starts (B, 6)``."""
+    weights = jnp.asarray(weights, jnp.float32)
+    if weights.shape != (n_features(esn),):
+        raise ValueError(
+            f"weights must be ({n_features(esn)},), got {tuple(weights.shape)}"
+        )
+    starts = jnp.asarray(starts, jnp.float32)
+    if starts.ndim != 2 or starts.shape[1] != 6:
+        raise ValueError(f"starts must have shape (B, 6), got {starts.shape}")
+    return _evaluate(esn, weights, starts, pole_config)
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _evaluate(esn, weights, starts, cfg):
+    b = starts.shape[0]
+    z0 = jnp.broadcast_to(esn.z0, (b, esn.z0.shape[0]))
+    ws = jnp.broadcast_to(weights, (b, weights.shape[0]))
+    return pole.run_episodes(_policy, (esn, ws), z0, starts, cfg)
 
 
 def readout_scores(

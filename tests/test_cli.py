@@ -361,7 +361,16 @@ def test_plant_flags():
     assert ref["substeps"] == 1 and _nk_config(ref).pole == plant_config("reference")
     three = _resolve("--method", "nk-esn", "--plant", "reference", "--substeps", "3")
     assert _nk_config(three).pole == plant_config("reference", substeps=3)
-    for flag in (["--plant", "reference"], ["--substeps", "1"]):
+    # training starts: NKESNConfig's on the inverted plant, the reference's one start
+    # on its plant, or the flag's
+    assert _nk_config(default).train_starts == NKESNConfig().train_starts
+    assert _nk_config(ref).train_starts == 1
+    four = _resolve("--method", "nk-esn", "--plant", "reference", "--train-starts", "4")
+    assert _nk_config(four).train_starts == 4
+    with pytest.raises(ValueError, match="train_starts"):
+        _resolve("--method", "nk-esn", "--train-starts", "0")
+    flags = (["--plant", "reference"], ["--substeps", "1"], ["--train-starts", "2"])
+    for flag in flags:
         with pytest.raises(ValueError, match="do.*not apply to --method direct"):
             _resolve(*flag)
 

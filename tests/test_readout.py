@@ -74,6 +74,9 @@ def test_readout_scores_match_single_episodes(net, trained):
     scores, fitness = R.readout_scores(net, w, PLANT)
     chex.assert_shape(scores, (2,))
     assert np.all((scores >= 0) & (scores <= 625))
+    # evaluate() from the training start is the same episode as the scores' last
+    ep = R.evaluate(net, w[0], pole.train_start(PLANT)[None], PLANT)
+    np.testing.assert_allclose(float(ep.fitness[0]), fitness[0], rtol=1e-6)
     for i in range(2):
         t, f = _episode_loop(net, w[i], pole.train_start(PLANT), PLANT)
         np.testing.assert_allclose(fitness[i], f, rtol=1e-4)
@@ -102,3 +105,7 @@ def test_bad_starts_and_weights(net):
         )
     with pytest.raises(ValueError, match="weights must be"):
         R.readout_scores(net, jnp.zeros((1, 5)), PLANT)
+    with pytest.raises(ValueError, match="weights must be"):
+        R.evaluate(net, jnp.zeros(5), jnp.zeros((1, 6)), PLANT)
+    with pytest.raises(ValueError, match="starts must have"):
+        R.evaluate(net, jnp.zeros(R.n_features(net)), jnp.zeros((6,)), PLANT)

@@ -298,3 +298,4 @@ def test_baseline_methods_write_the_common_layout(tmp_path, capsys, method):
     assert entry[method]["network_evals"] > 0 and entry["optimum_rate"] is None
     assert result["config"]["epochs"] == 5 and "solver" not in result["config"]
     assert (out / f"masks_{method}.npz").exists() == (method != "dense")
+    assert not (out / "checkpoints").exists()  # one compiled loop, nothing to resume
