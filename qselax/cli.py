@@ -188,7 +188,7 @@ DEFAULTS = {
     "max_steps": PoleConfig().max_steps,
     "plant": PLANTS[0],
     "substeps": None,  # NKESNConfig's on its plant (inverted: 1), else the plant's
-    "train_starts": None,  # NKESNConfig's on its plant, else 1 (the reference's)
+    "train_starts": None,  # NKESNConfig's for the plant: 8 inverted, 1 reference
     "top_fraction": _NK.top_fraction,
     "bias_scale": _ESN.bias_scale,
     "input_scale": _ESN.input_scale,
@@ -613,10 +613,9 @@ def resolve(args: argparse.Namespace) -> dict:
     if method == "nk-esn":
         if settings["substeps"] is None:
             settings["substeps"] = _default_substeps(settings["plant"])
-        if settings["train_starts"] is None:
-            own = settings["plant"] == PLANTS[0]
-            settings["train_starts"] = _NK.train_starts if own else 1
         _nk_config(settings).validate()
+        if settings["train_starts"] is None:  # recorded as NKESNConfig chose it
+            settings["train_starts"] = _nk_config(settings).train_starts
     keep = set(_APPLIES[method]) | ({*_VQE_KEYS} if "vqe" in solvers else set())
     return _kept(settings, keep)
 

@@ -250,7 +250,10 @@ class NKESNConfig:
             ``train_starts - 1`` random starts of the test's region
             (:func:`qselax.pole.training_starts`, drawn from ``fold_in(key, 1)``);
             a setting's fitness is its mean over them.  1 is the method's (and
-            the reference's) single training start.
+            the reference's) single training start.  ``None`` (the default): 8
+            on an upright plant, where it generalises better
+            (``experiments/nk_esn_readout``), and 1 on the reference's hanging
+            plant.
     """
 
     esn: ESNConfig = ESNConfig(n=50, **PRESETS["masks"])
@@ -261,11 +264,14 @@ class NKESNConfig:
     group_size: int | None = None
     top_fraction: float = 0.2
     chunk: int = 4096
-    train_starts: int = 1
+    train_starts: int | None = None
 
     def __post_init__(self):
         specs = tuple(solver_spec(s) for s in self.solvers)
         object.__setattr__(self, "solvers", specs)
+        if self.train_starts is None:
+            starts = 1 if self.pole.poles == "hanging" else 8
+            object.__setattr__(self, "train_starts", starts)
 
     def validate(self) -> NKESNConfig:
         """Checks every field (``ValueError`` naming it); returns ``self``."""

@@ -256,8 +256,15 @@ def test_generalisation_scores_match_run_episodes(net, land):
 
 def test_nk_esn_end_to_end():
     config = S.NKESNConfig(
-        esn=TINY, pole=PLANT, solvers=("vqe", "grover"), sweeps=2, chunk=16
+        esn=TINY,
+        pole=PLANT,
+        solvers=("vqe", "grover"),
+        sweeps=2,
+        chunk=16,
+        train_starts=1,
     )
+    assert S.NKESNConfig(pole=PLANT).train_starts == 8  # upright plant: 8 starts
+    assert S.NKESNConfig(pole=pole.plant_config("reference")).train_starts == 1
     res = S.nk_esn(jax.random.key(0), config)
     names = [(r["solver"], r["mode"]) for r in res.rows]
     assert names[:2] == [("exhaustive", "independent"), ("dp", "shared")]

@@ -77,6 +77,7 @@ def nk_esn(cfg: Config, k: int, seed: int):
         ),
         solvers=cfg.solvers,
         sweeps=cfg.sweeps,
+        train_starts=1,  # the method's single training start (these tables')
     )
     start = time.perf_counter()
     res = nk_selection.nk_esn(jax.random.key(seed), config)
@@ -264,6 +265,25 @@ def tables(results: dict[str, list[dict]]) -> str:
     return "\n\n".join(out)
 
 
+def inverted_summary() -> str | None:
+    """The inverted plant side by side (masks only, the CMA-ES readout, the
+    literature), from the committed results of ``../nk_esn_readout/``."""
+    import importlib.util
+
+    folder = Path(__file__).resolve().parents[1] / "nk_esn_readout"
+    results = folder / "results"
+    if not any(results.glob("*.jsonl")):
+        return None
+    spec = importlib.util.spec_from_file_location("nk_esn_readout", folder / "main.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    rows = [r for rs in common.read_results(results).values() for r in rs]
+    return "### inverted plant, side by side (../nk_esn_readout/)\n\n" + (
+        module.summary_table(rows)
+    )
+
+
 def main() -> None:
     p = common.parser(__file__, __doc__)
     p.add_argument("--name", default="results", help="results file <out>/<name>.jsonl")
@@ -286,6 +306,9 @@ def main() -> None:
     args = p.parse_args()
     if args.table:
         print(tables(common.read_results(common.table_dir(args, __file__))))
+        summary = None if args.out else inverted_summary()
+        if summary:
+            print("\n" + summary)
         return
     cfg = Config(
         ks=tuple(args.ks),

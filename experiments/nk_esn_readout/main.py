@@ -44,16 +44,23 @@ VALIDATION = 100  # random starts of the validation set, key fold_in(key, 3)
 # Evaluations: networks evaluated until solved, mean over runs.
 LITERATURE = (
     (
-        "CE (cellular encoding)",
-        "Gruau et al. 1996, quoted in Stanley & Miikkulainen 2002 (EC 10(2)), Table 2",
+        "CE",
+        "weights and topology (cellular encoding)",
+        "Gruau et al. 1996, in Stanley & Miikkulainen 2002, Table 2",
         "840,000",
     ),
     (
         "ESP",
-        "Gomez & Miikkulainen 1999, quoted in Stanley & Miikkulainen 2002",
+        "weights (neuron subpopulations)",
+        "Gomez & Miikkulainen 1999, in Stanley & Miikkulainen 2002, Table 2",
         "169,466",
     ),
-    ("NEAT", "Stanley & Miikkulainen 2002, Table 2", "33,184"),
+    (
+        "NEAT",
+        "weights and topology",
+        "Stanley & Miikkulainen 2002, Table 2",
+        "33,184",
+    ),
 )
 
 
@@ -70,6 +77,7 @@ class Config:
     max_steps: int = 1000
     solvers: tuple[str, ...] = ("anneal",)
     validation: int = VALIDATION
+    readout: bool = True  # False: the masks-only rows alone
 
 
 SMOKE = Config(starts=(2,), seeds=(0,), n=6, k=2, reservoir=10, max_steps=50)
@@ -126,6 +134,10 @@ def run(cfg: Config, path: Path) -> None:
                         "wall_s": masks_s,
                     }
                 )
+            if not cfg.readout:
+                common.write_jsonl(path, records, append=True)
+                print(f"S {s} seed {seed}: masks {masks_s:.0f} s", flush=True)
+                continue
             starts = pole.training_starts(plant, s, jax.random.fold_in(key, 1))
             ro = readout.train_readout(
                 jax.random.fold_in(key, 2),
@@ -183,14 +195,15 @@ CONTROLLERS = (
 
 
 def comparison_table(rows: list[dict]) -> str:
-    """One row per (S, controller): test and validation scores, mean ± s.e."""
+    """One row per (S, N, controller): test and validation scores, mean ± s.e."""
     out = []
-    for s in sorted({r["S"] for r in rows}):
+    for s, n in sorted({(r["S"], r["n"]) for r in rows}):
         for method, solver, mode, key, label in CONTROLLERS:
             sel = [
                 r
                 for r in rows
                 if r["S"] == s
+                and r["n"] == n
                 and r["method"] == method
                 and r["solver"] == solver
                 and r["mode"] == mode
@@ -202,6 +215,7 @@ def comparison_table(rows: list[dict]) -> str:
             out.append(
                 (
                     s,
+                    n,
                     label,
                     len(sel),
                     f"{sel[0]['episodes']:,}",
@@ -213,6 +227,7 @@ def comparison_table(rows: list[dict]) -> str:
             )
     header = (
         "S",
+        "N",
         "controller",
         "seeds",
         "training episodes",
@@ -224,15 +239,60 @@ def comparison_table(rows: list[dict]) -> str:
     return common.markdown(header, out)
 
 
+def summary_table(rows: list[dict]) -> str:
+    """The inverted plant side by side: masks-only committees (the DP mask's
+    top 20 %, per S and N), the CMA-ES readout and the literature's figures."""
+    out = []
+    groups = sorted({(r["S"], r["n"]) for r in rows})
+    for method, key, label, trained in (
+        ("masks", "top", "NK-ESN, DP mask, top-20 % committee", "N probe mask bits"),
+        ("readout", "readout", "ESN, readout by CMA-ES", "R + 4 = 64 weights"),
+    ):
+        for s, n in groups:
+            sel = [
+                r
+                for r in rows
+                if (r["S"], r["n"]) == (s, n)
+                and r["method"] == method
+                and r["solver"] in ("dp", "cma-es")
+            ]
+            if not sel:
+                continue
+            out.append(
+                (
+                    f"{label} (S = {s}, N = {n})"
+                    if method == "masks"
+                    else f"{label} (S = {s})",
+                    trained,
+                    f"{sel[0]['episodes']:,}",
+                    _mse([r["generalisation"][key] for r in sel]),
+                    len(sel),
+                )
+            )
+    for method, trained, source, evals in LITERATURE:
+        out.append((f"{method} ({source})", trained, evals, "not checked", "-"))
+    header = (
+        "controller",
+        "trained",
+        "training episodes",
+        "test (of 625), mean ± s.e.",
+        "seeds",
+    )
+    return common.markdown(header, out)
+
+
 def literature_table() -> str:
     """The neuroevolution figures quoted in the README, with their sources."""
-    return common.markdown(("method", "source", "evaluations to solve"), LITERATURE)
+    header = ("method", "trained", "source", "evaluations to solve")
+    return common.markdown(header, LITERATURE)
 
 
 def tables(results: dict[str, list[dict]]) -> str:
     parts = []
     for name, rows in results.items():
         parts.append(f"## {name}\n\n{comparison_table(rows)}")
+    every = [r for rows in results.values() for r in rows]
+    parts.append(f"## inverted plant, side by side\n\n{summary_table(every)}")
     parts.append(f"## literature\n\n{literature_table()}")
     return "\n\n".join(parts)
 
@@ -242,11 +302,20 @@ def main() -> None:
     p.add_argument("--name", default="compare", help="records: <out>/<name>.jsonl")
     p.add_argument("--starts", type=int, nargs="+", default=list(Config.starts))
     p.add_argument("--seeds", type=int, nargs="+", default=list(Config.seeds))
+    p.add_argument("--n", type=int, default=Config.n, help="outputs = probes N")
+    p.add_argument(
+        "--no-readout", action="store_true", help="the masks-only rows alone"
+    )
     args = p.parse_args()
     if args.table:
         print(tables(common.read_results(common.table_dir(args, __file__))))
         return
-    cfg = Config(starts=tuple(args.starts), seeds=tuple(args.seeds))
+    cfg = Config(
+        starts=tuple(args.starts),
+        seeds=tuple(args.seeds),
+        n=args.n,
+        readout=not args.no_readout,
+    )
     if args.smoke:
         common.smoke_jax()
         cfg = SMOKE

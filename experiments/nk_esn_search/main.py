@@ -264,7 +264,9 @@ def evaluate(cfg: Config, params: dict, path: Path, study: str) -> None:
     if overlap:
         raise SystemExit(f"--seeds {sorted(overlap)} were seen by the search")
     esn_cfg, plant = configs(params, cfg.max_steps)
-    config = nk_selection.NKESNConfig(esn=esn_cfg, pole=plant, solvers=cfg.solvers)
+    config = nk_selection.NKESNConfig(
+        esn=esn_cfg, pole=plant, solvers=cfg.solvers, train_starts=1
+    )
     for seed in cfg.seeds:
         begin = time.perf_counter()
         res = nk_selection.nk_esn(jax.random.key(seed), config)
