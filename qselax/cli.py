@@ -1419,7 +1419,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nNK-ESN double pole without velocities: N={m['n']} outputs of K+1="
             f"{m['k'] + 1} probes ({m['connectivity']}), reservoir {m['reservoir']}; "
-            f"{nk['episodes']} episodes tabulated in {nk['tabulate_s']:.1f} s; "
+            f"{nk['episodes']} episodes ({settings['train_starts']} training "
+            f"start(s) per setting) tabulated in {nk['tabulate_s']:.1f} s; "
             "generalisation scores of 625 (committees: all outputs, top "
             f"{settings['top_fraction']:.0%}, best single output)"
         )
