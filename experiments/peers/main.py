@@ -90,9 +90,9 @@ extra, ``pip install -e ".[bench]"``)::
     python experiments/peers/main.py --table
     python experiments/peers/main.py --smoke
 
-The full grid takes about 40 minutes with ``--repeats 3`` on the loaded 2-core CPU,
-``--quick`` a few. ``--smoke`` (K = 4, G = 1, one round) runs in seconds; it times
-qselax alone where a peer is not installed, and says so.
+The full grid takes 20-27 minutes (5 repeats) on the 2-core CPU, ``--quick`` a few.
+``--smoke`` (K = 4, G = 1, one round) runs in seconds; it times qselax alone where a
+peer is not installed, and says so.
 """
 
 from __future__ import annotations
