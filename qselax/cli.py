@@ -613,9 +613,9 @@ def resolve(args: argparse.Namespace) -> dict:
     if method == "nk-esn":
         if settings["substeps"] is None:
             settings["substeps"] = _default_substeps(settings["plant"])
-        _nk_config(settings).validate()
+        nk_config = _nk_config(settings).validate()
         if settings["train_starts"] is None:  # recorded as NKESNConfig chose it
-            settings["train_starts"] = _nk_config(settings).train_starts
+            settings["train_starts"] = nk_config.train_starts
     keep = set(_APPLIES[method]) | ({*_VQE_KEYS} if "vqe" in solvers else set())
     return _kept(settings, keep)
 

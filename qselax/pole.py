@@ -443,6 +443,13 @@ def train_start(cfg: PoleConfig) -> Float[Array, " 6"]:
     return jnp.zeros(6, jnp.float32).at[2].set(math.radians(cfg.start_angle_deg))
 
 
+def _test_ranges() -> np.ndarray:
+    """:data:`GENERALISATION_RANGES` in SI units (angles in radians), float64."""
+    r = np.asarray(GENERALISATION_RANGES, np.float64)
+    r[2:] = np.radians(r[2:])
+    return r
+
+
 def training_starts(
     cfg: PoleConfig, count: int = 1, key: jax.Array | None = None
 ) -> Float[Array, "S 6"]:
@@ -473,8 +480,7 @@ def training_starts(
         return first
     if key is None:
         raise ValueError("training_starts needs a key for count > 1")
-    r = np.asarray(GENERALISATION_RANGES, np.float64)
-    r[2:] = np.radians(r[2:])
+    r = _test_ranges()
     u = jax.random.uniform(key, (count - 1, 4), jnp.float32, -0.9, 0.9)
     rest = (
         jnp.zeros((count - 1, 6), jnp.float32)
@@ -497,8 +503,7 @@ def generalisation_starts() -> Float[Array, "625 6"]:
         ``(625, 6)`` float32 states, angles in radians.
     """
     p = np.asarray(GENERALISATION_PERCENTILES)
-    r = np.asarray(GENERALISATION_RANGES)
-    r[2:] = np.radians(r[2:])
+    r = _test_ranges()
     values = -r[:, None] + p[None, :] * 2.0 * r[:, None]  # (4, 5)
     grid = np.meshgrid(*values, indexing="ij")
     starts = np.zeros((625, 6))

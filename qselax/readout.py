@@ -128,13 +128,17 @@ def _policy(params, z, obs):
     return z, jnp.tanh(jnp.sum(readout_features(z, obs) * w, axis=-1))
 
 
+def _episodes(esn: ESN, ws: jax.Array, starts: jax.Array, cfg: pole.PoleConfig):
+    """Episodes of readouts ``ws (B, R + 4)`` from ``starts (B, 6)``, one each."""
+    z0 = jnp.broadcast_to(esn.z0, (starts.shape[0], esn.z0.shape[0]))
+    return pole.run_episodes(_policy, (esn, ws), z0, starts, cfg)
+
+
 @functools.partial(jax.jit, static_argnums=(2,))
 def _train_fitness(esn: ESN, w: jax.Array, cfg: pole.PoleConfig, starts: jax.Array):
     # Every candidate from every start: (P S) episodes, candidate-major.
     p, s = w.shape[0], starts.shape[0]
-    z0 = jnp.broadcast_to(esn.z0, (p * s, esn.z0.shape[0]))
-    ws = jnp.repeat(w, s, axis=0)
-    ep = pole.run_episodes(_policy, (esn, ws), z0, jnp.tile(starts, (p, 1)), cfg)
+    ep = _episodes(esn, jnp.repeat(w, s, axis=0), jnp.tile(starts, (p, 1)), cfg)
     fitness = jnp.mean(ep.fitness.reshape(p, s), axis=1)
     return fitness, jnp.min(ep.steps.reshape(p, s), axis=1)
 
@@ -232,10 +236,8 @@ def evaluate(
 
 @functools.partial(jax.jit, static_argnums=(3,))
 def _evaluate(esn, weights, starts, cfg):
-    b = starts.shape[0]
-    z0 = jnp.broadcast_to(esn.z0, (b, esn.z0.shape[0]))
-    ws = jnp.broadcast_to(weights, (b, weights.shape[0]))
-    return pole.run_episodes(_policy, (esn, ws), z0, starts, cfg)
+    ws = jnp.broadcast_to(weights, (starts.shape[0], weights.shape[0]))
+    return _episodes(esn, ws, starts, cfg)
 
 
 def readout_scores(
@@ -265,12 +267,9 @@ def readout_scores(
 def _scores(esn, weights, cfg):
     grid = jnp.asarray(pole.generalisation_starts(), jnp.float32)
     starts = jnp.concatenate([grid, pole.train_start(cfg)[None]], axis=0)
-    b = starts.shape[0]
-    z0 = jnp.broadcast_to(esn.z0, (b, esn.z0.shape[0]))
 
     def one(w):
-        ws = jnp.broadcast_to(w, (b, w.shape[0]))
-        ep = pole.run_episodes(_policy, (esn, ws), z0, starts, cfg)
+        ep = _evaluate(esn, w, starts, cfg)
         return jnp.sum(ep.balanced[:-1].astype(jnp.int32)), ep.fitness[-1]
 
     return jax.lax.map(one, weights)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from episodes import python_episode
 
 from qselax import esn as E
 from qselax import nk, pole
@@ -31,30 +32,15 @@ def land(net):
 
 def _episode_loop(net, out, bits, start, cfg):
     """A plain Python episode: output ``out`` with its bits controls the cart."""
-    w_in, w_res, b_res = (np.asarray(a, np.float64) for a in net[:3])
     w_probe, b_probe = np.asarray(net.w_probe, np.float64), np.asarray(net.b_probe)
     w_out, b_out = np.asarray(net.w_out, np.float64), np.asarray(net.b_out)
     rows = np.asarray(net.neighbours)[out]
-    z = np.asarray(net.z0, np.float64)
-    state = jnp.asarray(start)[None]
-    window = []
-    t = 0
-    while t < cfg.max_steps:
-        obs = np.asarray(pole.observe(state, cfg))[0]
-        z = np.tanh(b_res + w_in @ obs + w_res @ z)
+
+    def controller(z, obs):
         s = bits * np.tanh(b_probe[rows] + w_probe[rows] @ z)
-        y = np.tanh(b_out[out] + w_out[out] @ s)
-        new = pole.step(state, jnp.asarray([y], jnp.float32), cfg)
-        if bool(pole.failed(new, cfg)[0]):
-            break
-        state = new
-        t += 1
-        v = np.asarray(state[0])
-        window.append(abs(v[0]) + abs(v[1]) + abs(v[2]) + abs(v[3]))
-    stable = 0.0
-    if t >= cfg.stable_window:
-        stable = 0.75 / sum(window[-cfg.stable_window :])
-    return t, 1e-4 * t + 0.9 * stable
+        return np.tanh(b_out[out] + w_out[out] @ s)
+
+    return python_episode(net, controller, start, cfg)
 
 
 def test_make_esn_structure(net):

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from episodes import python_episode
 
 from qselax import esn as E
 from qselax import pole
@@ -24,25 +25,10 @@ def net():
 
 def _episode_loop(net, w, start, cfg):
     """A plain Python episode of the readout controller ``tanh(w . [z, u, 1])``."""
-    w_in, w_res, b_res = (np.asarray(a, np.float64) for a in net[:3])
-    leak = float(net.leak)
-    z = np.asarray(net.z0, np.float64)
-    state = jnp.asarray(start)[None]
-    window, t = [], 0
-    while t < cfg.max_steps:
-        obs = np.asarray(pole.observe(state, cfg))[0]
-        z = (1 - leak) * z + leak * np.tanh(b_res + w_in @ obs + w_res @ z)
-        y = np.tanh(np.asarray(w, np.float64) @ np.concatenate([z, obs, [1.0]]))
-        new = pole.step(state, jnp.asarray([y], jnp.float32), cfg)
-        if bool(pole.failed(new, cfg)[0]):
-            break
-        state, t = new, t + 1
-        v = np.asarray(state[0])
-        window.append(abs(v[0]) + abs(v[1]) + abs(v[2]) + abs(v[3]))
-    stable = 0.0
-    if t >= cfg.stable_window:
-        stable = 0.75 / sum(window[-cfg.stable_window :])
-    return t, 1e-4 * t + 0.9 * stable
+    w = np.asarray(w, np.float64)
+    return python_episode(
+        net, lambda z, obs: np.tanh(w @ np.concatenate([z, obs, [1.0]])), start, cfg
+    )
 
 
 @pytest.fixture(scope="module")
