@@ -77,6 +77,8 @@ from qselax.networks import (
 from qselax.sharding import current_mesh, map_chunks
 
 __all__ = [
+    "CACHE_MB",
+    "CACHE_TILE",
     "COSTS",
     "EVALUATORS",
     "Landscape",
@@ -93,6 +95,21 @@ __all__ = [
 
 COSTS = ("ce", "error")
 EVALUATORS = ("auto", "rank1", "suffix", "naive")
+
+
+# On a CPU, a chunk's working set is kept near this size (MiB, in the planner's
+# estimate) so it stays in cache: measured fastest on LeNet-300-100 and the demo.
+CACHE_MB = 16.0
+CACHE_TILE = 64
+
+
+def _cache_tile(num_samples: int, per_sample: int) -> int:
+    """Samples per tile of a CPU landscape: at most ``CACHE_TILE``, a power of two,
+    and small enough that one group's estimate fits ``CACHE_MB`` (at least 1)."""
+    tile = min(num_samples, CACHE_TILE)
+    while tile > 1 and tile * per_sample > CACHE_MB * 2**20:
+        tile = (tile + 1) // 2
+    return tile
 
 
 class Segment(NamedTuple):
@@ -318,6 +335,7 @@ def network_landscape(
     evaluator: str = "auto",
     memory_mb: float = 1024.0,
     batch: int | None = None,
+    tile: int | str | None = "auto",
 ) -> Landscape:
     """The masked network's cost on a data split, for every group of ``grouping``.
 
@@ -342,11 +360,16 @@ def network_landscape(
         memory_mb: budget for one chunk's working set.
         batch: minibatch size M of subsampled landscapes (``num_samples`` must
             then be M), or ``None``.
+        tile: samples a group's configurations are evaluated on at once (the
+            rest follow in a ``lax.scan``, summed): ``"auto"`` (on a CPU, at most
+            ``CACHE_TILE`` and a chunk within ``CACHE_MB`` so the working set stays
+            in cache: 1.8x faster on the demo's sweep and 6x on LeNet-300-100's
+            first layer; elsewhere all samples), ``None`` (all samples) or an int.
 
     Raises:
-        ValueError: unknown cost/evaluator, a grouping that does not match the
-            model, or one group's working set over ``memory_mb`` (the message gives
-            the estimate).
+        ValueError: unknown cost/evaluator, a bad ``tile``, a grouping that does
+            not match the model, or one group's working set over ``memory_mb``
+            (the message gives the estimate).
     """
     cost_of = cost_fn(cost)
     if evaluator not in EVALUATORS:
@@ -369,6 +392,9 @@ def network_landscape(
         feature_shape = (
             model.in_shape if isinstance(model, MaskableCNN) else (model.widths[0],)
         )
+    if not (tile is None or tile == "auto" or (isinstance(tile, int) and tile >= 1)):
+        raise ValueError(f"tile must be 'auto', None or an int >= 1, got {tile!r}")
+    cached = tile == "auto" and jax.default_backend() == "cpu"
     graphdef = nnx.graphdef(model)
     shapes = grouping.shapes
     k = grouping.k
@@ -377,7 +403,7 @@ def network_landscape(
     n_layers = model.num_layers
     offsets = grouping.offsets
     table = bit_table(k)
-    segments, layers, hows = [], [], []
+    segments, layers, hows, tiling = [], [], [], []
     for l, (start, stop) in enumerate(grouping.layer_slices):
         if stop == start:
             continue
@@ -409,17 +435,23 @@ def network_landscape(
             widest = max(sizes[l:n_layers] + sizes[n_layers + l :])
         else:
             widest = max(sizes)
-        nbytes = int(num_configs * num_samples * widest * 4 * 4)
+        per_sample = num_configs * widest * 4 * 4
+        if cached:
+            tile_len = _cache_tile(num_samples, per_sample)
+        else:
+            tile_len = num_samples if tile in (None, "auto") else min(tile, num_samples)
+        nbytes = int(per_sample * tile_len)
         chunk = plan_chunk(
             stop - start,
             nbytes,
-            memory_mb,
-            f"one group of layer {l} (2^{k} configurations x {num_samples} samples "
+            min(memory_mb, CACHE_MB) if cached else memory_mb,
+            f"one group of layer {l} (2^{k} configurations x {tile_len} samples "
             f"x {widest} units)",
         )
         segments.append(Segment(f"layer{l}", arrays, chunk, None, nbytes, how))
         layers.append(l)
         hows.append(how)
+        tiling.append((tile_len, -(-num_samples // tile_len)))
 
     def prepare(params: NetParams, flat):
         net = nnx.merge(graphdef, params.weights)
@@ -427,7 +459,6 @@ def network_landscape(
 
     def costs(params: NetParams, flat, ctx, segment: int, arrays, configs=None):
         model, (hs, zs) = ctx
-        y = params.y
         l, how = layers[segment], hows[segment]
         masks = unflatten_masks(flat, shapes)
         xbits = jnp.asarray(table)
@@ -440,18 +471,22 @@ def network_landscape(
         def bits_of(g):
             return xbits if configs is None else xbits[g["configs"]]
 
-        def rank1(g):
+        def summed(logits, y, w):
+            """``(S, t)`` per-sample costs of a tile, weighted and summed: ``(S,)``."""
+            return cost_of(logits[..., None, :], y[:, None]) @ w
+
+        def rank1(g, hs, zs, y, w):
             cur = jnp.where(g["valid"], flat[g["index"]], 0.0)
             d = (bits_of(g) - cur[None, :]) * g["valid"][None, :].astype(xbits.dtype)
             if model.mask_level == "weight":
                 h_in = hs[l].reshape(hs[l].shape[0], -1)
-                w = model.kernel(l).reshape(-1, model.kernel(l).shape[-1])
-                contrib = h_in[:, g["rows"]] * w[g["rows"], g["cols_of_bits"]][None, :]
+                w_l = model.kernel(l).reshape(-1, model.kernel(l).shape[-1])
+                contrib = h_in[:, g["rows"]] * w_l[g["rows"], g["cols_of_bits"]][None]
                 dz = jnp.einsum("sk,bk,kc->sbc", d, contrib, g["assign"])
                 if l == n_layers - 1:
                     onehot = jax.nn.one_hot(g["cols"], hs[-1].shape[-1], dtype=dz.dtype)
                     logits = hs[-1][None] + jnp.einsum("sbc,cn->sbn", dz, onehot)
-                    return cost_of(logits, y)
+                    return summed(logits, y, w)
                 z_j = zs[l][:, g["cols"]]
                 dh = jax.nn.relu(z_j[None] + dz) - jax.nn.relu(z_j)[None]
             else:
@@ -467,9 +502,9 @@ def network_landscape(
                 else None
             )
             h = model.post(l + 1, z_next, nmask)
-            return cost_of(forward_from(model, l + 2, h, masks), y)
+            return summed(forward_from(model, l + 2, h, masks), y, w)
 
-        def suffix(g):
+        def suffix(g, hs, zs, y, w):
             layer_mask = masks[l].reshape(-1)
             target = jnp.where(g["valid"], g["local"], layer_mask.shape[0])
 
@@ -481,23 +516,48 @@ def network_landscape(
                 else:
                     h = model.post(l, zs[l], m)
                 new = masks[:l] + (m,) + masks[l + 1 :]
-                return cost_of(forward_from(model, l + 1, h, new), y)
+                return summed(forward_from(model, l + 1, h, new)[None], y, w)[0]
 
             return jax.vmap(one)(bits_of(g))
 
-        def naive(g):
+        def naive(g, hs, zs, y, w):
             target = jnp.where(g["valid"], g["index"], flat.shape[0])
 
             def one(bits):
                 f = jnp.concatenate([flat, jnp.zeros((1,), flat.dtype)])
                 f = f.at[target].set(bits)[:-1]
                 m = unflatten_masks(f, shapes)
-                return cost_of(forward_from(model, 0, hs[0], m), y)
+                return summed(forward_from(model, 0, hs[0], m)[None], y, w)[0]
 
             return jax.vmap(one)(bits_of(g))
 
         fn = {"rank1": rank1, "suffix": suffix, "naive": naive}[how]
-        return map_groups(fn, arrays, chunk)
+        tile_len, n_tiles = tiling[segment]
+        # The samples in n_tiles tiles of tile_len (the last padded with weight 0):
+        # a group's working set is one tile's, so it stays in cache.
+        n = params.y.shape[0]
+        pad = n_tiles * tile_len - n
+
+        def tiles(a):
+            a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+            return a.reshape(n_tiles, tile_len, *a.shape[1:])
+
+        weights = jnp.full((n,), 1.0 / n, jnp.float32)
+        data = jax.tree.map(tiles, ((list(hs), list(zs)), params.y, weights))
+
+        def per_group(g):
+            if n_tiles == 1:
+                (th, tz), ty, tw = jax.tree.map(lambda a: a[0], data)
+                return fn(g, th, tz, ty, tw)
+
+            def body(acc, tile):
+                (th, tz), ty, tw = tile
+                return acc + fn(g, th, tz, ty, tw), None
+
+            width = num_configs if configs is None else configs.shape[-1]
+            return jax.lax.scan(body, jnp.zeros((width,), jnp.float32), data)[0]
+
+        return map_groups(per_group, arrays, chunk)
 
     def total(params: NetParams, flat):
         net = nnx.merge(graphdef, params.weights)

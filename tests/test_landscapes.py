@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from qselax.bits import bit_index, bit_table, index_bits
 from qselax.groups import make_grouping
 from qselax.landscapes import (
+    CACHE_MB,
+    CACHE_TILE,
     COSTS,
     EVALUATORS,
     cost_fn,
@@ -80,6 +82,14 @@ class Setup:
             for method in ("auto", "suffix")
             for cost in COSTS
         }
+        # Samples in tiles: 4 (the last padded) and 1, as a CPU plans for big sets.
+        for cost in COSTS:
+            self.engines["tile4", cost] = network_landscape(
+                model, self.grouping, num_samples=B, cost=cost, tile=4
+            )
+        self.engines["tile1-suffix", "ce"] = network_landscape(
+            model, self.grouping, num_samples=B, evaluator="suffix", tile=1
+        )
         for tag, (method, factor) in CHUNKED.get(name, {}).items():
             nbytes = max(p.bytes_per_group for p in self.engines[method, "ce"].segments)
             self.engines[tag, "ce"] = network_landscape(
@@ -213,8 +223,10 @@ def test_fast_landscapes_equal_naive(name, seed, keep):
         assert naive.shape == shape
         assert np.all(np.isfinite(naive))
         assert_matches_hand(naive, hand[cost], ties, cost, err_msg="naive")
-        for method in ("auto", "suffix"):
+        for method in ("auto", "suffix", "tile4"):
             assert_matches_hand(out[method, cost], naive, ties, cost, err_msg=method)
+    tiled = out["tile1-suffix", "ce"]
+    np.testing.assert_allclose(tiled, out["suffix", "ce"], atol=1e-6)
     # Chunked evaluation gives the same numbers.
     for tag in CHUNKED.get(name, {}):
         np.testing.assert_allclose(out[tag, "ce"], out["auto", "ce"], atol=1e-6)
@@ -355,6 +367,8 @@ FAN3 = make_grouping("fan_in", MLP_W, 3)
         ({"num_samples": -3}, "num_samples must be >= 1"),
         ({"memory_mb": 0}, "memory_mb must be > 0, got 0"),
         ({"memory_mb": -1.0}, "memory_mb must be > 0"),
+        ({"tile": 0}, "tile must be 'auto', None or an int >= 1, got 0"),
+        ({"tile": "big"}, "tile must be 'auto', None or an int >= 1"),
     ],
 )
 def test_make_engine_bad_arguments(kwargs, match):
@@ -403,17 +417,40 @@ def test_memory_budget_error_gives_estimate():
     n = 100_000
     need = 2**3 * n * 8 * 4 * 4 / 2**20  # 97.7 MiB
     with pytest.raises(ValueError) as err:
-        network_landscape(MLP_W, FAN3, num_samples=n, evaluator="suffix", memory_mb=16)
+        network_landscape(
+            MLP_W, FAN3, num_samples=n, evaluator="suffix", memory_mb=16, tile=None
+        )
     msg = str(err.value)
     assert "one group of layer 0 (2^3 configurations x" in msg
     assert f"2^3 configurations x {n} samples x 8 units) needs about 98 MiB" in msg
     assert "memory budget of 16 MiB" in msg and "raise memory_mb" in msg
     # Exactly at the estimate it plans, one group per chunk.
     engine = network_landscape(
-        MLP_W, FAN3, num_samples=n, evaluator="suffix", memory_mb=need
+        MLP_W, FAN3, num_samples=n, evaluator="suffix", memory_mb=need, tile=None
     )
     assert engine.segments[0].chunk == 1
     assert engine.segments[0].bytes_per_group == 2**3 * n * 8 * 16
+    # An explicit tile of samples is what one group holds: the estimate scales down.
+    engine = network_landscape(
+        MLP_W, FAN3, num_samples=n, evaluator="suffix", memory_mb=16, tile=1000
+    )
+    assert engine.segments[0].bytes_per_group == 2**3 * 1000 * 8 * 16
+
+
+def test_cpu_plans_cache_sized_tiles():
+    """On a CPU ("auto") a group sees at most 64 samples at once, and a chunk's
+    estimate stays within CACHE_MB whatever memory_mb allows."""
+    assert jax.default_backend() == "cpu"
+    one = network_landscape(MLP_W, FAN3, num_samples=1, tile=1).segments
+    for n in (5, 100, 100_000):
+        engine = network_landscape(MLP_W, FAN3, num_samples=n, memory_mb=4096)
+        for seg, unit in zip(engine.segments, one, strict=True):
+            tile = seg.bytes_per_group // unit.bytes_per_group
+            assert seg.bytes_per_group == tile * unit.bytes_per_group
+            assert 1 <= tile <= min(n, CACHE_TILE)
+            assert seg.chunk * seg.bytes_per_group <= CACHE_MB * 2**20
+    whole = network_landscape(MLP_W, FAN3, num_samples=100_000, tile=None).segments
+    assert whole[0].bytes_per_group == 100_000 * one[0].bytes_per_group
 
 
 def test_evaluators_constant():

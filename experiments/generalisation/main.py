@@ -174,6 +174,12 @@ def main() -> None:
     )
     p.add_argument("--tag", default="", help="suffix of the row names (variants)")
     p.add_argument(
+        "--logs",
+        type=Path,
+        default=None,
+        help="keep each run's directory (metrics.jsonl per sweep) under this folder",
+    )
+    p.add_argument(
         "--plot", action="store_true", help="draw the README's figure and exit"
     )
     args = p.parse_args()
@@ -212,8 +218,13 @@ def main() -> None:
                 rec = sklearn_mlp(suite_name, name, suite, seed)
             else:
                 with tempfile.TemporaryDirectory() as tmp:
+                    run_dir = Path(tmp)
+                    if args.logs is not None:
+                        run_dir = args.logs / f"{suite_name}-{name}-{seed}".replace(
+                            "/", "_"
+                        )
                     row = ROWS[row_name]
-                    settings = settings_of(suite, row, seed, Path(tmp), extra)
+                    settings = settings_of(suite, row, seed, run_dir, extra)
                     start = time.perf_counter()
                     result = run(settings, progress=False)
                     wall = time.perf_counter() - start
