@@ -124,6 +124,7 @@ class Segment(NamedTuple):
             for the sweep's ``block_size`` (NK colour classes fix their own).
         bytes_per_group: the planner's working-set estimate of one group.
         kind: how the landscape evaluates them (e.g. the network's evaluator).
+        tile: samples a group is evaluated on at once (``None``: not tiled).
     """
 
     name: str
@@ -132,6 +133,7 @@ class Segment(NamedTuple):
     block: int | None = None
     bytes_per_group: int = 0
     kind: str = ""
+    tile: int | None = None
 
     @property
     def num_groups(self) -> int:
@@ -403,7 +405,7 @@ def network_landscape(
     n_layers = model.num_layers
     offsets = grouping.offsets
     table = bit_table(k)
-    segments, layers, hows, tiling = [], [], [], []
+    segments, layers, hows = [], [], []
     for l, (start, stop) in enumerate(grouping.layer_slices):
         if stop == start:
             continue
@@ -448,10 +450,11 @@ def network_landscape(
             f"one group of layer {l} (2^{k} configurations x {tile_len} samples "
             f"x {widest} units)",
         )
-        segments.append(Segment(f"layer{l}", arrays, chunk, None, nbytes, how))
+        segments.append(
+            Segment(f"layer{l}", arrays, chunk, None, nbytes, how, tile_len)
+        )
         layers.append(l)
         hows.append(how)
-        tiling.append((tile_len, -(-num_samples // tile_len)))
 
     def prepare(params: NetParams, flat):
         net = nnx.merge(graphdef, params.weights)
@@ -532,7 +535,8 @@ def network_landscape(
             return jax.vmap(one)(bits_of(g))
 
         fn = {"rank1": rank1, "suffix": suffix, "naive": naive}[how]
-        tile_len, n_tiles = tiling[segment]
+        tile_len = segments[segment].tile
+        n_tiles = -(-num_samples // tile_len)
         # The samples in n_tiles tiles of tile_len (the last padded with weight 0):
         # a group's working set is one tile's, so it stays in cache.
         n = params.y.shape[0]

@@ -445,9 +445,9 @@ def test_cpu_plans_cache_sized_tiles():
     for n in (5, 100, 100_000):
         engine = network_landscape(MLP_W, FAN3, num_samples=n, memory_mb=4096)
         for seg, unit in zip(engine.segments, one, strict=True):
-            tile = seg.bytes_per_group // unit.bytes_per_group
-            assert seg.bytes_per_group == tile * unit.bytes_per_group
-            assert 1 <= tile <= min(n, CACHE_TILE)
+            assert seg.bytes_per_group == seg.tile * unit.bytes_per_group
+            assert 1 <= seg.tile <= min(n, CACHE_TILE)
+            assert seg.tile & (seg.tile - 1) == 0 or seg.tile == n
             assert seg.chunk * seg.bytes_per_group <= CACHE_MB * 2**20
     whole = network_landscape(MLP_W, FAN3, num_samples=100_000, tile=None).segments
     assert whole[0].bytes_per_group == 100_000 * one[0].bytes_per_group
