@@ -317,12 +317,15 @@ def table(r: dict) -> str:
         intensity = w["flops"] / w["bytes"]
         rate = w["flops"] / w["seconds"]
         bound = min(peak, intensity * bw)  # the roofline at this intensity
-        whole = w.get("seconds_whole")
+        # Records before tiles timed one (untiled) program: its seconds are whole.
+        whole, tiled = w.get("seconds_whole"), f"{w['seconds']:.2f}"
+        if whole is None:
+            whole, tiled = w["seconds"], "-"
         return [
             w["name"],
             w["groups"],
-            "-" if whole is None else f"{whole:.2f}",
-            f"{w['seconds']:.2f}",
+            f"{whole:.2f}",
+            tiled,
             f"{w['flops'] / 1e9:.1f}",
             f"{w['bytes'] / 1e9:.1f}",
             f"{intensity:.2f}",
