@@ -365,8 +365,9 @@ def network_landscape(
         tile: samples a group's configurations are evaluated on at once (the
             rest follow in a ``lax.scan``, summed): ``"auto"`` (on a CPU, at most
             ``CACHE_TILE`` and a chunk within ``CACHE_MB`` so the working set stays
-            in cache: 1.8x faster on the demo's sweep and 6x on LeNet-300-100's
-            first layer; elsewhere all samples), ``None`` (all samples) or an int.
+            in cache: 1.7x faster on the demo's exact sweep and 5x on
+            LeNet-300-100's, ``experiments/bench_roofline``; elsewhere all
+            samples), ``None`` (all samples) or an int.
 
     Raises:
         ValueError: unknown cost/evaluator, a bad ``tile``, a grouping that does
@@ -394,7 +395,8 @@ def network_landscape(
         feature_shape = (
             model.in_shape if isinstance(model, MaskableCNN) else (model.widths[0],)
         )
-    if not (tile is None or tile == "auto" or (isinstance(tile, int) and tile >= 1)):
+    counted = isinstance(tile, int) and not isinstance(tile, bool) and tile >= 1
+    if not (tile is None or tile == "auto" or counted):
         raise ValueError(f"tile must be 'auto', None or an int >= 1, got {tile!r}")
     cached = tile == "auto" and jax.default_backend() == "cpu"
     graphdef = nnx.graphdef(model)
@@ -535,11 +537,10 @@ def network_landscape(
             return jax.vmap(one)(bits_of(g))
 
         fn = {"rank1": rank1, "suffix": suffix, "naive": naive}[how]
-        tile_len = segments[segment].tile
-        n_tiles = -(-num_samples // tile_len)
         # The samples in n_tiles tiles of tile_len (the last padded with weight 0):
         # a group's working set is one tile's, so it stays in cache.
-        n = params.y.shape[0]
+        tile_len, n = segments[segment].tile, params.y.shape[0]
+        n_tiles = -(-n // tile_len)
         pad = n_tiles * tile_len - n
 
         def tiles(a):

@@ -369,6 +369,7 @@ FAN3 = make_grouping("fan_in", MLP_W, 3)
         ({"memory_mb": -1.0}, "memory_mb must be > 0"),
         ({"tile": 0}, "tile must be 'auto', None or an int >= 1, got 0"),
         ({"tile": "big"}, "tile must be 'auto', None or an int >= 1"),
+        ({"tile": True}, "tile must be 'auto', None or an int >= 1, got True"),
     ],
 )
 def test_make_engine_bad_arguments(kwargs, match):

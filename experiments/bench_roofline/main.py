@@ -103,25 +103,23 @@ def landscape_roofline(name, model, x, y, k, memory_mb, repeats) -> dict:
     x, y = jnp.asarray(x), jnp.asarray(y)
     n = x.shape[0]
 
-    def all_of(groups, tile="auto"):
-        land = network_landscape(
+    def land_of(groups, tile="auto"):
+        return network_landscape(
             model, groups, num_samples=n, memory_mb=memory_mb, tile=tile
         )
+
+    def all_of(land):
         return lambda w, f: land.all(NetParams(w, x, y, {}), f)
 
     # Timed as qselax runs it (cache-sized tiles of samples on a CPU) and with all
     # samples at once; counted untiled: the same arithmetic, but XLA counts a
     # loop body (here: the scan over tiles) once.
-    fn = jax.jit(all_of(grouping))
+    planned = land_of(grouping)
+    tiles = [seg.tile for seg in planned.segments]
+    fn = jax.jit(all_of(planned))
     seconds = _best(lambda: fn(weights, flat), repeats)
-    whole = jax.jit(all_of(grouping, None))
+    whole = jax.jit(all_of(land_of(grouping, None)))
     seconds_whole = _best(lambda: whole(weights, flat), repeats)
-    tiles = [
-        seg.tile
-        for seg in network_landscape(
-            model, grouping, num_samples=n, memory_mb=memory_mb
-        ).segments
-    ]
     flops = bytes_ = 0.0
     shared = []
     for start, stop in grouping.layer_slices:
@@ -130,8 +128,8 @@ def landscape_roofline(name, model, x, y, k, memory_mb, repeats) -> dict:
         rows = [grouping.index[i][grouping.valid[i]] for i in (start, start + 1)]
         one = explicit_grouping(rows[:1], grouping.shapes, k)
         two = explicit_grouping(rows, grouping.shapes, k)
-        f1, b1 = _cost(all_of(one, None), weights, flat)
-        f2, b2 = _cost(all_of(two, None), weights, flat)
+        f1, b1 = _cost(all_of(land_of(one, None)), weights, flat)
+        f2, b2 = _cost(all_of(land_of(two, None)), weights, flat)
         flops += (stop - start) * (f2 - f1)
         bytes_ += (stop - start) * (b2 - b1)
         shared.append((f1 - (f2 - f1), b1 - (b2 - b1)))
