@@ -95,6 +95,7 @@ from qselax.scores import (
     train_scores,
 )
 from qselax.selection import (
+    ACCEPT_SPLITS,
     COST_SPLITS,
     DIRECT_VQE,
     INIT_MASKS,
@@ -153,6 +154,7 @@ DEFAULTS = {
     "cost_samples": _SELECT.cost_samples,
     "batch_samples": _SELECT.batch_samples,
     "patience": _SELECT.patience,
+    "accept_split": _SELECT.accept_split,
     "val_samples": _DISTILL.val_samples,
     "oracle": _SELECT.oracle,
     "vqe_layers": _VQE["layers"],
@@ -259,6 +261,7 @@ _APPLIES = {
         "cost_samples",
         "batch_samples",
         "patience",
+        "accept_split",
         "oracle",
         "dense_epochs",
     ),
@@ -376,6 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--patience",
         type=int,
         help="direct: stop after this many sweeps without a lower validation cost",
+    )
+    a(
+        "--accept-split",
+        choices=ACCEPT_SPLITS,
+        help="direct: what a block's proposals are accepted on: cost (the cost "
+        "sample, default) or val (kept only where they lower the validation cost)",
     )
     a("--val-samples", type=int, help="distill: cap on validation samples (targets)")
     a("--vqe-layers", type=int, help="VQE ansatz layers (default 3)")

@@ -274,6 +274,8 @@ class NetParams(NamedTuple):
         splits: ``{name: (x, y)}`` splits scored after every sweep (metrics).
         pool: ``(x, y)`` the subsampled landscapes draw their minibatches from
             (``(P, *features)``, ``(P,)``), or ``None`` (exact landscapes on ``x``).
+        accept: ``(x, y)`` the sample the acceptance line search (``total``)
+            scores, e.g. the validation split, or ``None`` (``x, y``).
     """
 
     weights: Any
@@ -281,13 +283,15 @@ class NetParams(NamedTuple):
     y: jax.Array
     splits: dict
     pool: tuple | None = None
+    accept: tuple | None = None
 
 
 def network_params(
-    model: Model, x, y, splits: Mapping | None = None, pool=None
+    model: Model, x, y, splits: Mapping | None = None, pool=None, accept=None
 ) -> NetParams:
     """The ``params`` of :func:`network_landscape`: weights, cost sample, scored
-    splits and (for subsampled landscapes) the minibatch pool ``(x, y)``."""
+    splits, (for subsampled landscapes) the minibatch pool ``(x, y)`` and (where
+    it is not the cost sample) the acceptance sample ``(x, y)``."""
     _, weights = nnx.split(model)
     splits = {
         name: (jnp.asarray(sx), jnp.asarray(sy))
@@ -295,7 +299,9 @@ def network_params(
     }
     if pool is not None:
         pool = (jnp.asarray(pool[0]), jnp.asarray(pool[1]))
-    return NetParams(weights, jnp.asarray(x), jnp.asarray(y), splits, pool)
+    if accept is not None:
+        accept = (jnp.asarray(accept[0]), jnp.asarray(accept[1]))
+    return NetParams(weights, jnp.asarray(x), jnp.asarray(y), splits, pool, accept)
 
 
 def _is_dense(model: Model, l: int) -> bool:
@@ -566,9 +572,8 @@ def network_landscape(
 
     def total(params: NetParams, flat):
         net = nnx.merge(graphdef, params.weights)
-        return cost_of(
-            forward_from(net, 0, params.x, unflatten_masks(flat, shapes)), params.y
-        )
+        x, y = (params.x, params.y) if params.accept is None else params.accept
+        return cost_of(forward_from(net, 0, x, unflatten_masks(flat, shapes)), y)
 
     def metrics(params: NetParams, flat):
         net = nnx.merge(graphdef, params.weights)

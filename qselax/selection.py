@@ -49,6 +49,7 @@ from qselax.solvers.base import check_choice, check_count
 from qselax.sweeps import ORACLES, SWEEP_MODES, make_sweep
 
 __all__ = [
+    "ACCEPT_SPLITS",
     "COST_SPLITS",
     "DIRECT_VQE",
     "INIT_MASKS",
@@ -63,6 +64,7 @@ __all__ = [
 
 INIT_MASKS = ("ones", "random")
 COST_SPLITS = ("train", "val")
+ACCEPT_SPLITS = ("cost", "val")
 
 
 # Direct selection's VQE: the real-amplitude ansatz (RY layers and CNOT ladders,
@@ -105,6 +107,12 @@ class SelectConfig:
             sample, today's default).
         patience: stop after this many sweeps without a lower validation cost
             (None: run every sweep).
+        accept_split: what the acceptance line search scores a block's
+            proposals on: ``cost`` (the cost sample, the default) or ``val`` (the
+            validation split: proposals from the cost split's landscapes are
+            kept only where they lower the validation cost, a guard against
+            fitting the cost split; the validation numbers then stop being an
+            unbiased estimate, the test split stays unseen).
         oracle: where finite-shot solvers get sampled configurations' costs:
             ``landscape`` (read off the exact landscape) or ``network`` (the
             masked network evaluated on them); see :func:`qselax.sweeps.make_sweep`.
@@ -124,6 +132,7 @@ class SelectConfig:
     cost_samples: int | None = None
     batch_samples: int | None = None
     patience: int | None = None
+    accept_split: str = "cost"
     oracle: str = "landscape"
 
     def __post_init__(self):
@@ -138,6 +147,7 @@ class SelectConfig:
             "evaluator": EVALUATORS,
             "init_mask": INIT_MASKS,
             "cost_split": COST_SPLITS,
+            "accept_split": ACCEPT_SPLITS,
             "oracle": ORACLES,
         }
         for name, options in choices.items():
@@ -300,7 +310,8 @@ def select(
         name: (getattr(data, f"x_{name}"), getattr(data, f"y_{name}"))
         for name in ("train", "val", "test")
     }
-    params = network_params(model, x, y, splits, pool)
+    accept = splits["val"] if config.accept_split == "val" else None
+    params = network_params(model, x, y, splits, pool, accept)
     mask_key, state_key = jax.random.split(key)
     init = (
         ones_masks(model)

@@ -1,5 +1,6 @@
 """Sweeps and the selection driver: monotone costs, optimality, no recompiles."""
 
+import dataclasses
 from functools import cache
 
 import chex
@@ -202,6 +203,7 @@ def test_line_search_never_increases_cost(seed, scale):
         ("batch_samples", 0, "batch_samples"),
         ("batch_samples", 121, "exceeds the 120 samples"),
         ("cost_split", "test", "cost_split"),
+        ("accept_split", "train", "accept_split"),
         ("patience", 0, "patience"),
         ("block_size", 0, "block_size"),
         ("k", 0, "k must"),
@@ -259,6 +261,46 @@ def test_cost_split_validation_keeps_the_best_sweep_and_stops_early():
     )
     for record in lit.history:
         np.testing.assert_allclose(record["cost"], record["val_cost"], rtol=1e-6)
+
+
+def test_validation_acceptance_never_raises_the_validation_cost():
+    """With ``accept_split="val"`` the landscapes stay the training split's, but a
+    block's proposals are kept only where the validation cost falls ("none" is a
+    candidate), so the validation cost never rises from sweep to sweep and the
+    recorded cost is the validation cost."""
+    data, model = tiny_data(), tiny_model()
+    cfg = SelectConfig(k=K, solver="exhaustive", sweeps=4, block_size=4)
+    guarded = select(
+        jax.random.key(0),
+        model,
+        data,
+        dataclasses.replace(cfg, accept_split="val"),
+        progress=False,
+    )
+    plain = select(jax.random.key(0), model, data, cfg, progress=False)
+    val = [h["val_cost"] for h in guarded.history]
+    assert all(b <= a + 1e-6 for a, b in zip(val, val[1:]))
+    for record in guarded.history:
+        np.testing.assert_allclose(record["cost"], record["val_cost"], rtol=1e-6)
+    # The same landscapes, another acceptance: the runs part ways.
+    assert [h["train_cost"] for h in plain.history] != [
+        h["train_cost"] for h in guarded.history
+    ]
+
+
+def test_network_total_scores_the_acceptance_sample():
+    data, model = tiny_data(), tiny_model()
+    grouping = make_grouping("fan_in", model, K)
+    land = network_landscape(model, grouping, num_samples=data.y_train.shape[0])
+    flat = flatten_masks(random_masks(jax.random.key(2), model))
+    own = network_params(model, data.x_train, data.y_train)
+    on_val = own._replace(accept=(jnp.asarray(data.x_val), jnp.asarray(data.y_val)))
+    val_only = network_params(model, data.x_val, data.y_val)
+    for fn in (land.total, jax.jit(land.total)):
+        np.testing.assert_allclose(fn(on_val, flat), fn(val_only, flat), rtol=1e-6)
+        assert abs(float(fn(on_val, flat)) - float(fn(own, flat))) > 1e-6
+    # The landscapes themselves stay the cost sample's.
+    np.testing.assert_allclose(land.all(on_val, flat), land.all(own, flat), rtol=1e-6)
 
 
 # ------------------------------------------------------- subsampled landscapes

@@ -241,9 +241,12 @@ _ORDER = ("exhaustive", "vqe", "qaoa", "anneal", "edge-popup", "supermask", "den
 
 
 def _row_order(name: str) -> tuple:
-    """qselax rows first, then the field's mask finders, the trained nets, others."""
-    base = name.split("/")[0]
-    return (_ORDER.index(base) if base in _ORDER else len(_ORDER), name)
+    """qselax rows first, then the field's mask finders, the trained nets, others;
+    a row's variants by their tag, numeric tags (sweep counts) in numeric order."""
+    base, _, tag = name.partition("/")
+    rank = _ORDER.index(base) if base in _ORDER else len(_ORDER)
+    number = int(tag) if tag.isdigit() else 0
+    return (rank, base, bool(tag), not tag.isdigit(), number, tag)
 
 
 def table(directory: Path) -> None:
