@@ -508,7 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="continue from the last checkpoint in --out (checkpoints are kept after "
-        "every sweep, every block for distill; baselines start again)",
+        "every sweep, every block for distill; baselines start again); a direct "
+        "selection may ask for more --sweeps than it ran",
     )
     a(
         "--tensorboard",
@@ -849,6 +850,14 @@ class _Output(NamedTuple):
         return logs
 
 
+def _more_sweeps(saved: dict, settings: dict) -> bool:
+    """Whether a resumed direct selection asks for more sweeps than it saved (the
+    one setting that may grow: every sweep after the saved ones is new)."""
+    old, new = saved.get("sweeps"), settings.get("sweeps")
+    direct = settings.get("method") == saved.get("method") == "direct"
+    return direct and isinstance(old, int) and isinstance(new, int) and new > old
+
+
 def _start(
     settings: dict,
     resume: bool = False,
@@ -871,6 +880,9 @@ def _start(
         changed = sorted(
             k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k)
         )
+        if changed == ["sweeps"] and _more_sweeps(saved, settings):
+            changed = []  # a direct selection goes on for the extra sweeps
+            write_json(record, settings)
         if changed:
             raise ValueError(
                 f"--resume: the checkpoints in {checkpoints.directory} are of other "

@@ -258,8 +258,8 @@ class Driver:
         if saved is not None:
             for record in saved.history:
                 self._log(record, stage)
-        if saved is not None and saved.done:
-            self.bar.update(sweeps - saved.sweep)
+        if saved is not None and saved.done and not _extends(saved, sweeps, patience):
+            self.bar.update(max(sweeps - saved.sweep, 0))
             return _result(stage, saved, k)
         start = time.perf_counter()
         compiled = _compiled(sweep, params, state)
@@ -333,6 +333,13 @@ class Driver:
 
 
 _FLAGS = ("optimal", "top1", "nontrivial")
+
+
+def _extends(saved: StageCheckpoint, sweeps: int, patience: int | None) -> bool:
+    """Whether a finished stage continues: it ran all of its sweeps (it was not
+    stopped early) and more are asked for now."""
+    stopped = patience is not None and saved.sweep - saved.best_sweep >= patience
+    return saved.sweep < sweeps and not stopped
 
 
 def _result(stage: str, saved: StageCheckpoint, k: int) -> StageResult:

@@ -190,6 +190,28 @@ def test_cli_resume_of_a_finished_run_and_other_settings(tmp_path, capsys):
     assert json.loads((out / "result.json").read_text())["seed"] == 5
 
 
+def test_cli_resume_with_more_sweeps_continues_a_finished_selection(tmp_path, capsys):
+    """A finished direct selection resumed with a larger --sweeps runs only the new
+    sweeps and ends where an uninterrupted run of that many ends; fewer sweeps,
+    or more for a method whose later stages read the earlier ones, are refused."""
+    at = TINY.index("--sweeps") + 1
+    two, three = [*TINY], [*TINY]
+    two[at], three[at] = "2", "3"
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main([*three, "--out", str(whole)]) == 0
+    assert main([*two, "--out", str(cut)]) == 0
+    assert main([*three, "--out", str(cut), "--resume"]) == 0
+    expected = json.loads((whole / "result.json").read_text())
+    resumed = json.loads((cut / "result.json").read_text())
+    assert _numbers(resumed) == _numbers(expected)
+    lines = (cut / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == len((whole / "metrics.jsonl").read_text().splitlines())
+    chex.assert_trees_all_equal(_masks(cut), _masks(whole))
+    capsys.readouterr()
+    assert main([*two, "--out", str(cut), "--resume"]) == 2
+    assert "--sweeps differ" in capsys.readouterr().err
+
+
 KILL_ARGS = [
     "run", "--dataset", "iris", "--hidden", "12", "--k", "4", "--sweeps", "6",
     "--solver", "exhaustive,vqe", "--dense-epochs", "0", "--quiet",
