@@ -877,8 +877,11 @@ def _start(
     record = checkpoints.directory / "settings.json"
     if resume and record.exists():
         saved = json.loads(record.read_text())
+        # The folder itself may have moved (or been copied): "out" is no setting.
         changed = sorted(
-            k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k)
+            k
+            for k in set(saved) | set(settings)
+            if k != "out" and saved.get(k) != settings.get(k)
         )
         if changed == ["sweeps"] and _more_sweeps(saved, settings):
             changed = []  # a direct selection goes on for the extra sweeps

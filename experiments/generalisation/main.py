@@ -22,6 +22,7 @@ over seeds) into ``figures/test_accuracy.png`` with :mod:`qselax.plots`.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -104,6 +105,26 @@ def settings_of(suite: dict, row: dict, seed: int, out: Path, extra: dict) -> di
     return resolve(args)
 
 
+def _extend(path, logs, suite_name, row_name, seed, tag, run_dir) -> dict:
+    """Copies the finished run of ``row_name + tag`` into ``run_dir`` (unless a
+    copy is there already) and returns its record."""
+    source_row = row_name + tag
+    prior = [
+        r
+        for r in (common.read_jsonl(path) if path.exists() else [])
+        if r["row"] == source_row and r["seed"] == seed
+    ]
+    source = logs / f"{suite_name}-{source_row}-{seed}".replace("/", "_")
+    if not prior or not (source / "checkpoints").exists():
+        raise SystemExit(
+            f"--extend {tag}: no finished run of {source_row} seed {seed} in "
+            f"{path} with its checkpoints in {source}"
+        )
+    if not run_dir.exists():
+        shutil.copytree(source, run_dir)
+    return prior[-1]
+
+
 def record(suite_name: str, row_name: str, seed: int, result: dict, wall: float):
     main = result["solvers"][result["solver"]]
     own = main.get(result["method"], {})
@@ -180,9 +201,18 @@ def main() -> None:
         help="keep each run's directory (metrics.jsonl per sweep) under this folder",
     )
     p.add_argument(
+        "--extend",
+        metavar="TAG",
+        help="continue each row's finished run of the variant TAG from its --logs "
+        "directory (e.g. with a larger sweeps=): a copy resumes from its last "
+        "checkpoint, and the wall time adds the earlier run's",
+    )
+    p.add_argument(
         "--plot", action="store_true", help="draw the README's figure and exit"
     )
     args = p.parse_args()
+    if args.extend is not None and args.logs is None:
+        p.error("--extend needs --logs (the folder of the runs it continues)")
     if args.table:
         table(common.table_dir(args, __file__))
         return
@@ -225,10 +255,18 @@ def main() -> None:
                         )
                     row = ROWS[row_name]
                     settings = settings_of(suite, row, seed, run_dir, extra)
+                    prior = None
+                    if args.extend is not None:
+                        prior = _extend(path, args.logs, suite_name, row_name, seed,
+                                        args.extend, run_dir)  # fmt: skip
                     start = time.perf_counter()
-                    result = run(settings, progress=False)
+                    result = run(settings, progress=False, resume=prior is not None)
                     wall = time.perf_counter() - start
+                if prior is not None:
+                    wall += prior["wall_s"]
                 rec = record(suite_name, name, seed, result, wall)
+                if prior is not None:
+                    rec["extends"] = prior["row"]
             common.write_jsonl(path, [rec], append=True)
             print(
                 f"{suite_name} {name} seed {seed}: test {rec['test']:.4f} "
