@@ -850,6 +850,17 @@ class _Output(NamedTuple):
         return logs
 
 
+def _differs(saved: dict, settings: dict, key: str) -> bool:
+    """Whether a saved run's setting differs from this run's.  The folder itself
+    may have moved or been copied ("out" is no setting), and a setting added to
+    qselax since the checkpoint was written matches when it is at its default."""
+    if key == "out":
+        return False
+    if key not in saved:
+        return settings.get(key) != DEFAULTS.get(key)
+    return saved[key] != settings.get(key)
+
+
 def _more_sweeps(saved: dict, settings: dict) -> bool:
     """Whether a resumed direct selection asks for more sweeps than it saved (the
     one setting that may grow: every sweep after the saved ones is new)."""
@@ -877,11 +888,8 @@ def _start(
     record = checkpoints.directory / "settings.json"
     if resume and record.exists():
         saved = json.loads(record.read_text())
-        # The folder itself may have moved (or been copied): "out" is no setting.
         changed = sorted(
-            k
-            for k in set(saved) | set(settings)
-            if k != "out" and saved.get(k) != settings.get(k)
+            k for k in set(saved) | set(settings) if _differs(saved, settings, k)
         )
         if changed == ["sweeps"] and _more_sweeps(saved, settings):
             changed = []  # a direct selection goes on for the extra sweeps

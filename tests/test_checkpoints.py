@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -210,6 +211,17 @@ def test_cli_resume_with_more_sweeps_continues_a_finished_selection(tmp_path, ca
     capsys.readouterr()
     assert main([*two, "--out", str(cut), "--resume"]) == 2
     assert "--sweeps differ" in capsys.readouterr().err
+    # A copied folder resumes, and so do checkpoints written before a setting was
+    # added to qselax, while that setting stays at its default.
+    moved = tmp_path / "moved"
+    shutil.copytree(cut, moved)
+    record = moved / "checkpoints" / "settings.json"
+    saved = json.loads(record.read_text())
+    del saved["accept_split"]
+    record.write_text(json.dumps(saved))
+    assert main([*three, "--out", str(moved), "--resume"]) == 0
+    assert main([*three, "--out", str(moved), "--resume", "--accept-split", "val"]) == 2
+    assert "--accept-split differ" in capsys.readouterr().err
 
 
 KILL_ARGS = [
