@@ -333,16 +333,17 @@ PLOT_ROWS = ("exhaustive", "vqe", "edge-popup", "supermask", "dense", "sklearn-m
 
 
 def _plot_row(rows: dict, base: str) -> str | None:
-    """The suite's row for ``base``: itself, else its variant with most sweeps
-    (``vqe/8`` before ``vqe/3``); untuned variants are left out."""
-    if base in rows:
-        return base
+    """The suite's row for ``base``: its variant with most sweeps (``vqe/16``
+    before ``vqe/8`` and the untagged default), else itself; untuned variants are
+    left out."""
     sweeps = [
         (int(n.split("/")[1]), n)
         for n in rows
         if n.split("/")[0] == base and n.split("/")[-1].isdigit()
     ]
-    return max(sweeps)[1] if sweeps else None
+    if sweeps:
+        return max(sweeps)[1]
+    return base if base in rows else None
 
 
 def plot(directory: Path, figures: Path) -> Path:
