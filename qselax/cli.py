@@ -865,7 +865,7 @@ def _more_sweeps(saved: dict, settings: dict) -> bool:
     """Whether a resumed direct selection asks for more sweeps than it saved (the
     one setting that may grow: every sweep after the saved ones is new)."""
     old, new = saved.get("sweeps"), settings.get("sweeps")
-    direct = settings.get("method") == saved.get("method") == "direct"
+    direct = settings.get("method") == "direct"  # (the method itself is unchanged)
     return direct and isinstance(old, int) and isinstance(new, int) and new > old
 
 

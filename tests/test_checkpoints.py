@@ -193,8 +193,8 @@ def test_cli_resume_of_a_finished_run_and_other_settings(tmp_path, capsys):
 
 def test_cli_resume_with_more_sweeps_continues_a_finished_selection(tmp_path, capsys):
     """A finished direct selection resumed with a larger --sweeps runs only the new
-    sweeps and ends where an uninterrupted run of that many ends; fewer sweeps,
-    or more for a method whose later stages read the earlier ones, are refused."""
+    sweeps and ends where an uninterrupted run of that many ends; fewer sweeps are
+    refused."""
     at = TINY.index("--sweeps") + 1
     two, three = [*TINY], [*TINY]
     two[at], three[at] = "2", "3"

@@ -105,6 +105,11 @@ def settings_of(suite: dict, row: dict, seed: int, out: Path, extra: dict) -> di
     return resolve(args)
 
 
+def _run_dir(logs: Path, suite_name: str, row: str, seed: int) -> Path:
+    """The folder ``--logs`` keeps one row's run of one seed in."""
+    return logs / f"{suite_name}-{row}-{seed}".replace("/", "_")
+
+
 def _extend(path, logs, suite_name, row_name, seed, tag, run_dir) -> dict:
     """Copies the finished run of ``row_name + tag`` into ``run_dir`` (unless a
     copy is there already) and returns its record."""
@@ -114,7 +119,7 @@ def _extend(path, logs, suite_name, row_name, seed, tag, run_dir) -> dict:
         for r in (common.read_jsonl(path) if path.exists() else [])
         if r["row"] == source_row and r["seed"] == seed
     ]
-    source = logs / f"{suite_name}-{source_row}-{seed}".replace("/", "_")
+    source = _run_dir(logs, suite_name, source_row, seed)
     if not prior or not (source / "checkpoints").exists():
         raise SystemExit(
             f"--extend {tag}: no finished run of {source_row} seed {seed} in "
@@ -250,9 +255,7 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     run_dir = Path(tmp)
                     if args.logs is not None:
-                        run_dir = args.logs / f"{suite_name}-{name}-{seed}".replace(
-                            "/", "_"
-                        )
+                        run_dir = _run_dir(args.logs, suite_name, name, seed)
                     row = ROWS[row_name]
                     settings = settings_of(suite, row, seed, run_dir, extra)
                     prior = None
