@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from qselax.checkpoints import Checkpoints
-from qselax.cli import main
+from qselax.cli import DEFAULTS, _start, main
 from qselax.driver import Driver, initial_state
 from qselax.nk import NKParams, nk_landscape
 from qselax.solvers import make_solver
@@ -222,6 +222,22 @@ def test_cli_resume_with_more_sweeps_continues_a_finished_selection(tmp_path, ca
     assert main([*three, "--out", str(moved), "--resume"]) == 0
     assert main([*three, "--out", str(moved), "--resume", "--accept-split", "val"]) == 2
     assert "--accept-split differ" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["distill", "nk-esn"])
+def test_resume_with_more_sweeps_is_refused_for_staged_methods(tmp_path, method):
+    """Only a direct selection grows: distillation's later blocks and the NK-ESN's
+    stages read the earlier ones, so more sweeps there is a changed setting."""
+    settings = {**DEFAULTS, "method": method, "sweeps": 2, "out": str(tmp_path)}
+    _start(settings)
+    with pytest.raises(ValueError, match="--sweeps differ"):
+        _start({**settings, "sweeps": 3}, resume=True)
+    direct = tmp_path / "direct"
+    settings = {**settings, "method": "direct", "out": str(direct)}
+    _start(settings)
+    _start({**settings, "sweeps": 3}, resume=True)
+    saved = json.loads((direct / "checkpoints" / "settings.json").read_text())
+    assert saved["sweeps"] == 3
 
 
 KILL_ARGS = [
