@@ -155,6 +155,7 @@ DEFAULTS = {
     "batch_samples": _SELECT.batch_samples,
     "patience": _SELECT.patience,
     "accept_split": _SELECT.accept_split,
+    "prune_penalty": _SELECT.prune_penalty,
     "val_samples": _DISTILL.val_samples,
     "oracle": _SELECT.oracle,
     "vqe_layers": _VQE["layers"],
@@ -262,6 +263,7 @@ _APPLIES = {
         "batch_samples",
         "patience",
         "accept_split",
+        "prune_penalty",
         "oracle",
         "dense_epochs",
     ),
@@ -385,6 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=ACCEPT_SPLITS,
         help="direct: what a block's proposals are accepted on: cost (the cost "
         "sample, default) or val (kept only where they lower the validation cost)",
+    )
+    a(
+        "--prune-penalty",
+        type=float,
+        help="direct: add this weight x the fraction of pruned weights to the "
+        "cost (a density prior against fitting the cost split; default 0)",
     )
     a("--val-samples", type=int, help="distill: cap on validation samples (targets)")
     a("--vqe-layers", type=int, help="VQE ansatz layers (default 3)")

@@ -91,6 +91,7 @@ __all__ = [
     "network_landscape",
     "network_params",
     "plan_chunk",
+    "prune_penalty",
 ]
 
 COSTS = ("ce", "error")
@@ -600,6 +601,54 @@ def network_landscape(
         network_oracle=True,
         subsample=None if batch is None else subsample,
     )
+
+
+def prune_penalty(landscape: Landscape, weight: float, num_bits: int) -> Landscape:
+    """``landscape`` with ``weight`` x the fraction of mask bits at 0 added to its cost.
+
+    The penalised cost of a mask ``m`` of ``N = num_bits`` bits is ``cost(m) +
+    weight * (N - sum(m)) / N``: a prior on the mask, not a change of the network.
+    A positive weight charges every pruned bit ``weight / N``, so a group's
+    proposal must gain more than that per bit it prunes (a density prior, as
+    edge-popup's fixed keep fraction is); a negative weight pushes towards sparse
+    masks.  ``costs`` adds the group's own part, ``weight / N`` per 0 bit of the
+    configuration (the other bits' part is the same for all its configurations,
+    so differences within a landscape are the penalised total's); ``total`` (the
+    acceptance) adds the whole penalty.  ``metrics`` stay the network's own.
+
+    Args:
+        landscape: any landscape whose segments carry ``valid`` ``(G, K)`` bits.
+        weight: the penalty of pruning every bit (finite).
+        num_bits: N, the mask's length.
+
+    Returns:
+        The penalised landscape (``landscape`` itself for ``weight = 0``).
+
+    Raises:
+        ValueError: a non-finite weight or ``num_bits < 1``.
+    """
+    if not np.isfinite(weight):
+        raise ValueError(f"prune penalty must be finite, got {weight!r}")
+    if num_bits < 1:
+        raise ValueError(f"num_bits must be >= 1, got {num_bits}")
+    if weight == 0:
+        return landscape
+    per_bit = float(weight) / num_bits
+    zeros = jnp.asarray(1.0 - bit_table(landscape.k))  # (2^K, K)
+
+    def costs(params, flat, ctx, segment: int, arrays, configs=None):
+        base = landscape.costs(params, flat, ctx, segment, arrays, configs)
+        valid = jnp.asarray(arrays["valid"], jnp.float32)  # (G, K)
+        if configs is None:
+            pruned = valid @ zeros.T  # (G, 2^K)
+        else:
+            pruned = jnp.einsum("grk,gk->gr", zeros[jnp.asarray(configs)], valid)
+        return base + per_bit * pruned
+
+    def total(params, flat):
+        return landscape.total(params, flat) + per_bit * (num_bits - jnp.sum(flat))
+
+    return landscape._replace(costs=costs, total=total)
 
 
 def naive_landscapes(model: Model, grouping: Grouping, flat, x, y, cost: str = "ce"):

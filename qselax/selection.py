@@ -17,6 +17,7 @@ kept sweep and stops early; the test split is only scored.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -34,7 +35,13 @@ from qselax.groups import (
     make_grouping,
     unflatten_masks,
 )
-from qselax.landscapes import COSTS, EVALUATORS, network_landscape, network_params
+from qselax.landscapes import (
+    COSTS,
+    EVALUATORS,
+    network_landscape,
+    network_params,
+    prune_penalty,
+)
 from qselax.networks import (
     Masks,
     Model,
@@ -113,6 +120,11 @@ class SelectConfig:
             kept only where they lower the validation cost, a guard against
             fitting the cost split; the validation numbers then stop being an
             unbiased estimate, the test split stays unseen).
+        prune_penalty: added to the cost: this weight times the fraction of
+            mask bits at 0 (:func:`qselax.landscapes.prune_penalty`).  Positive
+            values keep masks denser, a guard against fitting the cost split with
+            many small prunings; 0 (the default) is the plain cost.  The
+            validation cost that picks the kept sweep stays the network's own.
         oracle: where finite-shot solvers get sampled configurations' costs:
             ``landscape`` (read off the exact landscape) or ``network`` (the
             masked network evaluated on them); see :func:`qselax.sweeps.make_sweep`.
@@ -133,6 +145,7 @@ class SelectConfig:
     batch_samples: int | None = None
     patience: int | None = None
     accept_split: str = "cost"
+    prune_penalty: float = 0.0
     oracle: str = "landscape"
 
     def __post_init__(self):
@@ -157,6 +170,11 @@ class SelectConfig:
         for name in ("cost_samples", "batch_samples", "patience"):
             if getattr(self, name) is not None:
                 check_count(name, getattr(self, name))
+        penalty = self.prune_penalty
+        if isinstance(penalty, bool) or not isinstance(penalty, (int, float)):
+            raise ValueError(f"prune_penalty must be a number, got {penalty!r}")
+        if not math.isfinite(penalty):
+            raise ValueError(f"prune_penalty must be finite, got {penalty!r}")
         return self
 
 
@@ -261,6 +279,7 @@ def plan(model: Model, data, config: SelectConfig):
         memory_mb=config.memory_mb,
         batch=batch,
     )
+    landscape = prune_penalty(landscape, config.prune_penalty, grouping.num_bits)
     solver = make_solver(config.solver, config.k)
     return grouping, landscape, solver, (x, y), pool
 

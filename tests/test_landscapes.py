@@ -21,6 +21,7 @@ from qselax.landscapes import (
     naive_landscapes,
     network_landscape,
     network_params,
+    prune_penalty,
 )
 from qselax.networks import apply_masked, cross_entropy, error_rate, make_model
 
@@ -324,6 +325,68 @@ def test_jit_and_eager_agree(name):
     x, y, flat, out = s.landscapes(seed=11)
     eager = s.engines["auto", "ce"].all(network_params(s.model, x, y), flat)
     np.testing.assert_allclose(eager, out["auto", "ce"], rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------- prune penalty
+
+
+class PrunePenaltyTest(chex.TestCase):
+    """The penalised landscape is the plain one plus weight/N per 0 bit of each
+    configuration, and its differences within a landscape are the penalised
+    total's (what the line search and the solvers compare)."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_entries_and_total(self):
+        s = setup("mlp-block")  # its last group is padded
+        g, n = s.grouping, s.grouping.num_bits
+        x, y, flat = s.data(seed=3)
+        params = network_params(s.model, x, y)
+        plain = s.engines["auto", "ce"]
+        weight = 0.37
+        land = prune_penalty(plain, weight, n)
+        assert not g.valid.all()
+
+        def both(flat):
+            return land.all(params, flat), land.total(params, flat)
+
+        lands, total = self.variant(both)(flat)
+        zeros = (g.valid[:, None, :] * (1 - bit_table(g.k))[None]).sum(-1)
+        chex.assert_shape(lands, (g.num_groups, 2**g.k))
+        np.testing.assert_allclose(
+            lands, plain.all(params, flat) + weight / n * zeros, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            total, plain.total(params, flat) + weight * np.mean(1 - flat), atol=1e-6
+        )
+        # A subset of configurations per group (finite-shot oracles) agrees.
+        configs = np.random.default_rng(0).integers(0, 2**g.k, (g.num_groups, 5))
+        jflat = jax.numpy.asarray(flat)
+        ctx = land.prepare(params, jflat)
+        seg = land.segments[0]
+        some = land.costs(params, jflat, ctx, 0, seg.arrays, configs[: seg.num_groups])
+        rows = np.arange(seg.num_groups)[:, None]
+        np.testing.assert_allclose(
+            some, lands[rows, configs[: seg.num_groups]], atol=1e-5
+        )
+        # Differences within a landscape are differences of the penalised total.
+        rng = np.random.default_rng(1)
+        for i in rng.choice(g.num_groups, 4, replace=False):
+            cur = current_config(flat, g)[i]
+            for c in rng.choice(2**g.k, 3, replace=False):
+                moved = set_group(flat, g, i, int(c))
+                np.testing.assert_allclose(
+                    lands[i, c] - lands[i, cur],
+                    land.total(params, moved) - total,
+                    atol=1e-5,
+                )
+
+    def test_zero_weight_and_bad_arguments(self):
+        plain = setup("mlp-fan_in").engines["auto", "ce"]
+        assert prune_penalty(plain, 0.0, 10) is plain
+        with pytest.raises(ValueError, match="finite"):
+            prune_penalty(plain, float("nan"), 10)
+        with pytest.raises(ValueError, match="num_bits"):
+            prune_penalty(plain, 1.0, 0)
 
 
 # ----------------------------------------------------------------- conventions

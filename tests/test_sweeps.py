@@ -204,6 +204,8 @@ def test_line_search_never_increases_cost(seed, scale):
         ("batch_samples", 121, "exceeds the 120 samples"),
         ("cost_split", "test", "cost_split"),
         ("accept_split", "train", "accept_split"),
+        ("prune_penalty", float("inf"), "prune_penalty"),
+        ("prune_penalty", "0.1", "prune_penalty"),
         ("patience", 0, "patience"),
         ("block_size", 0, "block_size"),
         ("k", 0, "k must"),
@@ -286,6 +288,33 @@ def test_validation_acceptance_never_raises_the_validation_cost():
     assert [h["train_cost"] for h in plain.history] != [
         h["train_cost"] for h in guarded.history
     ]
+
+
+def test_prune_penalty_keeps_masks_denser_and_the_cost_penalised():
+    """A penalty on pruned bits: the recorded cost is the training cost plus the
+    penalty, a larger penalty keeps more weights, and one far above any change of
+    the cross-entropy keeps them all (every pruning costs more than it gains)."""
+    data, model = tiny_data(), tiny_model()
+    cfg = SelectConfig(k=K, solver="exhaustive", sweeps=1, block_size=8)
+    kept = []
+    for weight in (0.0, 0.3, 1e4):
+        sel = select(
+            jax.random.key(0),
+            model,
+            data,
+            dataclasses.replace(cfg, prune_penalty=weight),
+            progress=False,
+        )
+        flat = np.asarray(flatten_masks(sel.masks))
+        kept.append(flat.mean())
+        (last,) = sel.history  # one sweep: its mask is the kept one
+        np.testing.assert_allclose(
+            last["cost"],
+            last["train_cost"] + weight * (1 - flat.mean()),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+    assert kept[0] < kept[1] <= kept[2] == 1.0
 
 
 def test_network_total_scores_the_acceptance_sample():
