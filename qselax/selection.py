@@ -52,7 +52,7 @@ from qselax.networks import (
     random_masks,
 )
 from qselax.solvers import SolverSpec, make_solver, solver_spec
-from qselax.solvers.base import check_choice, check_count
+from qselax.solvers.base import check_choice, check_count, check_float
 from qselax.sweeps import ORACLES, SWEEP_MODES, make_sweep
 
 __all__ = [
@@ -170,11 +170,7 @@ class SelectConfig:
         for name in ("cost_samples", "batch_samples", "patience"):
             if getattr(self, name) is not None:
                 check_count(name, getattr(self, name))
-        penalty = self.prune_penalty
-        if isinstance(penalty, bool) or not isinstance(penalty, (int, float)):
-            raise ValueError(f"prune_penalty must be a number, got {penalty!r}")
-        if not math.isfinite(penalty):
-            raise ValueError(f"prune_penalty must be finite, got {penalty!r}")
+        check_float("prune_penalty", self.prune_penalty, above=-math.inf)
         return self
 
 
@@ -407,7 +403,8 @@ def group_landscapes(
     The landscape of group ``g`` is the cost on ``config``'s cost sample of all
     2^K settings of its bits, every other bit held at ``masks`` (the same
     :class:`qselax.landscapes.Landscape` a selection's sweeps use, through its
-    ``prepare`` and ``costs``).  Subsampled runs (``config.batch_samples = M``)
+    ``prepare`` and ``costs``, so with ``config.prune_penalty`` each entry includes
+    the group's part of the penalty).  Subsampled runs (``config.batch_samples = M``)
     get exact landscapes on the first M samples of the cost sample.
 
     Args:

@@ -68,8 +68,16 @@ SUITES = {
     },
 }
 # Settings that only the quantum/exhaustive rows take (dropped for the others).
-_DIRECT_ONLY = ("k", "sweeps", "solver", "batch_samples", "cost_samples", "block_size")
-_DIRECT_ONLY += ("accept_split", "prune_penalty")
+_DIRECT_ONLY = (
+    "k",
+    "sweeps",
+    "solver",
+    "batch_samples",
+    "cost_samples",
+    "block_size",
+    "accept_split",
+    "prune_penalty",
+)
 SMOKE = {"dataset": "iris", "hidden": "8", "k": 3, "sweeps": 1, "epochs": 2}
 
 
