@@ -124,3 +124,51 @@ def test_plot(name, tmp_path):
     readme = (ROOT / "experiments" / name / "README.md").read_text()
     assert f"](figures/{figures[0].name})" in readme
     assert (ROOT / "experiments" / name / "figures" / figures[0].name).is_file()
+
+
+def _generalisation():
+    """``experiments/generalisation/main.py`` as a module (its table helpers)."""
+    import importlib.util
+
+    path = ROOT / "experiments" / "generalisation" / "main.py"
+    spec = importlib.util.spec_from_file_location("generalisation_main", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paired_difference_matches_scipy_ttest_rel():
+    """The paired CI equals scipy's paired t test interval; counts by sign."""
+    from scipy.stats import ttest_rel
+
+    gen = _generalisation()
+    a = {0: 0.90, 1: 0.80, 2: 0.75, 3: 0.60, 9: 0.5}
+    b = {0: 0.80, 1: 0.80, 2: 0.70, 3: 0.65, 7: 0.1}
+    result = gen.paired(a, b)
+    seeds = [0, 1, 2, 3]
+    ci = ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).confidence_interval()
+    assert result["seeds"] == 4
+    assert result["mean"] == pytest.approx(0.025)
+    assert result["low"] == pytest.approx(ci.low)
+    assert result["high"] == pytest.approx(ci.high)
+    assert (result["higher"], result["equal"], result["lower"]) == (2, 1, 1)
+    assert gen.paired({0: 0.9, 1: 0.8}, {1: 0.7, 2: 0.6}) is None
+
+
+def test_paired_table_picks_the_better_field_row():
+    """Each qselax row is set against the field row with the higher shared mean."""
+    gen = _generalisation()
+
+    def row(name, tests):
+        return [{"row": name, "seed": s, "test": t} for s, t in enumerate(tests)]
+
+    rows = {
+        "exhaustive/16": row("exhaustive/16", [0.97, 0.98, 0.96]),
+        "vqe": row("vqe", [0.95]),  # one seed: no paired line
+        "edge-popup": row("edge-popup", [0.98, 0.98, 0.97]),
+        "supermask": row("supermask", [0.99, 0.97, 0.90]),
+        "dense": row("dense", [0.99, 0.99, 0.99]),  # not a mask finder
+    }
+    lines = gen.paired_table(rows)
+    assert [line[:3] for line in lines] == [("exhaustive/16", "edge-popup", 3)]
+    assert lines[0][3] == "-0.0067" and lines[0][5] == "0 / 1 / 2"

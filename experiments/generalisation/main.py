@@ -338,6 +338,92 @@ def table(directory: Path) -> None:
             "network evals",
         )
         print(common.markdown(header, body))
+        comparisons = paired_table(rows)
+        if comparisons:
+            print(
+                "\nPaired by seed (the same network, split and seed): each qselax row "
+                "minus the better of edge-popup and supermask on the seeds both "
+                "ran; 95 % CI of the mean difference from the paired t "
+                "distribution.\n"
+            )
+            print(common.markdown(PAIRED_HEADER, comparisons))
+
+
+QSELAX_ROWS = ("exhaustive", "vqe", "qaoa", "anneal")
+FIELD_ROWS = ("edge-popup", "supermask")
+PAIRED_HEADER = (
+    "row",
+    "against",
+    "seeds",
+    "test difference",
+    "95 % CI",
+    "higher / equal / lower",
+)
+
+
+def paired(a: dict[int, float], b: dict[int, float]) -> dict | None:
+    """The paired difference ``a - b`` over the seeds both have.
+
+    Args:
+        a, b: ``{seed: test accuracy}`` of two rows.
+
+    Returns:
+        ``None`` under two shared seeds, else ``seeds``, ``mean``, ``low`` and
+        ``high`` (the 95 % confidence interval of the mean difference from the
+        t distribution with ``seeds - 1`` degrees of freedom), and how many seeds
+        ``a`` is ``higher``, ``equal`` (within 1e-6) or ``lower`` on.
+    """
+    from scipy.stats import t
+
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    d = np.array([a[s] - b[s] for s in seeds], np.float64)
+    half = t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return {
+        "seeds": len(d),
+        "mean": float(d.mean()),
+        "low": float(d.mean() - half),
+        "high": float(d.mean() + half),
+        "higher": int(np.sum(d > 1e-6)),
+        "equal": int(np.sum(np.abs(d) <= 1e-6)),
+        "lower": int(np.sum(d < -1e-6)),
+    }
+
+
+def paired_table(rows: dict[str, list[dict]]) -> list[tuple]:
+    """One line per qselax row: against the field's better mask finder.
+
+    The better of the untagged (tuned) ``edge-popup`` and ``supermask`` rows is the
+    one with the higher mean test accuracy on the seeds it shares with the row.
+    """
+    tests = {n: {r["seed"]: r["test"] for r in rs} for n, rs in rows.items()}
+    lines = []
+    for name in sorted(rows, key=_row_order):
+        if name.split("/")[0] not in QSELAX_ROWS:
+            continue
+        best = None
+        for field in FIELD_ROWS:
+            if field not in tests:
+                continue
+            shared = set(tests[name]) & set(tests[field])
+            mean = np.mean([tests[field][s] for s in shared]) if shared else -1.0
+            if best is None or mean > best[0]:
+                best = (mean, field)
+        result = paired(tests[name], tests[best[1]]) if best else None
+        if result is None:
+            continue
+        lines.append(
+            (
+                name,
+                best[1],
+                result["seeds"],
+                f"{result['mean']:+.4f}",
+                f"[{result['low']:+.4f}, {result['high']:+.4f}]",
+                f"{result['higher']} / {result['equal']} / {result['lower']}",
+            )
+        )
+    return lines
 
 
 # The figure's rows: the qselax rows, the field's mask finders and the trained nets.
