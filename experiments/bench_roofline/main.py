@@ -217,7 +217,7 @@ def circuit_roofline(name, k, groups, repeats, **options) -> dict:
 
 
 def layer_alternatives(k: int, groups: int, repeats: int) -> dict:
-    """One value-and-gradient step of a 3-layer RY ansatz three ways (seconds)."""
+    """One value-and-gradient step of a 3-layer ansatz four ways (seconds)."""
     from qselax import circuits
 
     layers = 3
@@ -247,12 +247,23 @@ def layer_alternatives(k: int, groups: int, repeats: int) -> dict:
         step = jax.jit(jax.vmap(jax.value_and_grad(lambda q, c: jnp.sum(probs(q) * c))))
         return _best(lambda: step(params, land), repeats)
 
+    def einsum_probs(q):
+        return jnp.square(circuits._real_state(q, real))
+
+    def gatewise_probs(q):
+        return jnp.square(circuits._gatewise_state(q, real)[0])
+
+    def tc_probs(q):
+        psi = circuits.hea_state(q, cx)
+        return jnp.square(jnp.real(psi)) + jnp.square(jnp.imag(psi))
+
     return {
         "k": k,
         "groups": groups,
-        "real_fused_einsum": timed(lambda q: circuits.hea_probs(q, real), p),
+        "real_gatewise": timed(gatewise_probs, p),
+        "real_fused_einsum": timed(einsum_probs, p),
         "real_dense_layer": timed(dense_probs, p) if k <= 8 else None,
-        "complex_fused_tc": timed(lambda q: circuits.hea_probs(q, cx), p2),
+        "complex_fused_tc": timed(tc_probs, p2),
     }
 
 
@@ -374,6 +385,7 @@ def table(r: dict) -> str:
         [
             "K (value and grad, 3 RY layers)",
             "G",
+            "real, gate by gate, elementwise (ms)",
             "real, fused gates, einsum (ms)",
             "real, one dense layer matrix (ms)",
             "complex (RY, RZ), fused TensorCircuit gates (ms)",
@@ -382,6 +394,9 @@ def table(r: dict) -> str:
             [
                 a["k"],
                 a["groups"],
+                "-"
+                if a.get("real_gatewise") is None
+                else f"{a['real_gatewise'] * 1e3:.1f}",
                 f"{a['real_fused_einsum'] * 1e3:.1f}",
                 "-"
                 if a["real_dense_layer"] is None
