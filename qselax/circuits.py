@@ -714,7 +714,8 @@ def _gatewise_state(
 
     Every gate is a handful of multiply-adds on the real and imaginary parts seen
     as ``(2^k, 2, 2^(K-k-1))`` (a CNOT a flip of half the state, a layer's RZ
-    rotations one phase per amplitude), which XLA fuses into loops over the state:
+    rotations one phase per amplitude, built as a Kronecker product of the K
+    qubits' phase pairs), which XLA fuses into loops over the state:
     no small matrix products and no complex arithmetic.  The imaginary part is
     ``None`` for a real ansatz (:func:`is_real`).  The layers are unrolled (a
     ``lax.scan`` over them was 1.5-4x slower: XLA then cannot fuse across layers).
@@ -729,9 +730,6 @@ def _gatewise_state(
     k_qubits = ansatz.num_qubits
     re = jnp.full((2**k_qubits,), 2.0 ** (-k_qubits / 2), dtype=jnp.float32)
     im = None if is_real(ansatz) else jnp.zeros_like(re)
-    signs = None
-    if "rz" in ansatz.rotations:  # +1 where a qubit is 0, -1 where it is 1: (S, K)
-        signs = jnp.asarray(1 - 2 * bit_table(k_qubits), jnp.float32)
     cz_signs = None
     if ansatz.entangler == "cz" and k_qubits > 1:
         cz_signs = jnp.asarray(np.real(_ladder_signs(k_qubits)).astype(np.float32))
@@ -739,8 +737,15 @@ def _gatewise_state(
     def rotate(name, theta, re, im):
         c, s = jnp.cos(0.5 * theta), jnp.sin(0.5 * theta)
         if name == "rz":  # diag(e^{-it/2}, e^{it/2}) on every qubit: one phase
-            phase = -0.5 * (signs @ theta)
-            cp, sp = jnp.cos(phase), jnp.sin(phase)
+            # e^{i phase(x)} = prod_k (c_k -/+ i s_k): a Kronecker product of K
+            # 2-vectors, about 2^(K+1) complex products and 2K sines.
+            cp, sp = jnp.stack([c[0], c[0]]), jnp.stack([-s[0], s[0]])
+            for k in range(1, k_qubits):
+                fc, fs = jnp.stack([c[k], c[k]]), jnp.stack([-s[k], s[k]])
+                cp, sp = (
+                    (cp[:, None] * fc[None] - sp[:, None] * fs[None]).reshape(-1),
+                    (cp[:, None] * fs[None] + sp[:, None] * fc[None]).reshape(-1),
+                )
             return re * cp - im * sp, re * sp + im * cp
         for k in range(k_qubits):
             r0, r1 = _pair_view(re, k, k_qubits)
@@ -782,8 +787,11 @@ def _gatewise_is_faster(ansatz: Ansatz) -> bool:
     layers, G = 64 and 1024, the machine otherwise idle) the gate-by-gate path beat
     the fused-gate einsum on real ansätze for K = 4-8 (value and gradient 4.7-6.9x
     at K = 4, 2.0-2.8x at K = 6, 1.0-1.3x at K = 8) and lost from K = 10 on (0.5-0.9x
-    at K = 12); on complex ansätze it beat the fused TensorCircuit gates up to K = 5
-    (1.5-2.4x), tied at K = 6 and lost from K = 8 on (0.6-0.8x).
+    at K = 12); on complex ansätze (RY, RZ) it beat the fused TensorCircuit gates
+    up to K = 5 (value and gradient 2.2-2.6x at K = 4, 1.9-2.2x at K = 5). At K = 6
+    the expectation alone is 1.3-2.5x faster but the gradient is not reliably so
+    (1.4-1.6x in one run, 0.7-1.1x in the peer benchmark's run G), at K = 7 it is
+    mixed and at K = 8 slower with the gradient (0.8-1.0x).
     """
     return ansatz.num_qubits <= (8 if is_real(ansatz) else 5)
 
