@@ -762,8 +762,7 @@ def _gatewise_state(
                 )
         return re, im
 
-    def layer(carry, layer_params):
-        re, im = carry
+    for layer_params in params:
         if ansatz.entangler == "cnot":
             for k in range(k_qubits - 1):
                 re = _cnot(re, k, k_qubits)
@@ -773,10 +772,6 @@ def _gatewise_state(
             im = None if im is None else im * cz_signs
         for name, theta in zip(ansatz.rotations, layer_params, strict=True):
             re, im = rotate(name, theta, re, im)
-        return (re, im), None
-
-    for layer_params in params:
-        (re, im), _ = layer((re, im), layer_params)
     return re, im
 
 
