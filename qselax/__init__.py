@@ -13,6 +13,7 @@ from qselax.distill import COMPRESSIONS, Distillation, DistillConfig, distill
 from qselax.driver import Driver
 from qselax.esn import ESNConfig, make_esn
 from qselax.groups import (
+    GROUP_ORDERS,
     GROUPINGS,
     Grouping,
     explicit_grouping,
@@ -54,6 +55,7 @@ from qselax.sweeps import SWEEP_MODES, SelectionState, SweepInfo, make_sweep
 __all__ = [
     "COMPRESSIONS",
     "DATASETS",
+    "GROUP_ORDERS",
     "GROUPINGS",
     "INITS",
     "MASK_LEVELS",

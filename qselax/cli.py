@@ -63,7 +63,7 @@ from qselax.checkpoints import Checkpoints
 from qselax.data import DATASETS, load_dataset
 from qselax.distill import HIDDEN_WIDTHS, DistillConfig, check_memory, distill
 from qselax.esn import ESNConfig
-from qselax.groups import GROUPINGS
+from qselax.groups import GROUP_ORDERS, GROUPINGS
 from qselax.landscapes import COSTS, EVALUATORS
 from qselax.loggers import JsonLog, TensorBoardLog
 from qselax.networks import (
@@ -141,6 +141,7 @@ DEFAULTS = {
     "init": None,  # the method's: DIRECT_INIT or DistillConfig.init
     "mask_level": _DISTILL.mask_level,
     "grouping": _SELECT.grouping,
+    "group_order": _SELECT.group_order,
     "k": None,  # the method's (as sweeps, solver and block_size)
     "solver": None,
     "sweeps": None,  # the method's: SelectConfig, DistillConfig or NKESNConfig
@@ -252,6 +253,7 @@ _APPLIES = {
         *_DATA,
         *_NETWORK,
         "grouping",
+        "group_order",
         "mode",
         "block_size",
         "cost",
@@ -339,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--init", choices=INITS, help="weight init scheme (default signed_constant)")
     a("--mask-level", choices=MASK_LEVELS, help="weight or neuron masks")
     a("--grouping", choices=GROUPINGS, help="how bits form groups (default fan_in)")
+    a(
+        "--group-order",
+        choices=GROUP_ORDERS,
+        help="direct: order of each layer's groups, so which share a sequential "
+        "block: interleave (default: a block's groups feed different units) or unit",
+    )
     a("--k", type=int, help="bits (qubits) per group (default 8; distill 6)")
     a(
         "--solver",
@@ -858,6 +866,11 @@ class _Output(NamedTuple):
         return logs
 
 
+# Settings added since some checkpoints were written whose old behaviour is not the
+# new default: the value a checkpoint without them ran with.
+_IMPLIED = {"group_order": "unit"}
+
+
 def _differs(saved: dict, settings: dict, key: str) -> bool:
     """Whether a saved run's setting differs from this run's.  The folder itself
     may have moved or been copied ("out" is no setting), and a setting added to
@@ -865,7 +878,7 @@ def _differs(saved: dict, settings: dict, key: str) -> bool:
     if key == "out":
         return False
     if key not in saved:
-        return settings.get(key) != DEFAULTS.get(key)
+        return settings.get(key) != _IMPLIED.get(key, DEFAULTS.get(key))
     return saved[key] != settings.get(key)
 
 

@@ -29,6 +29,7 @@ from qselax.bits import bit_index, gather_bits
 from qselax.checkpoints import Checkpoints
 from qselax.driver import Driver, Logger, initial_state
 from qselax.groups import (
+    GROUP_ORDERS,
     GROUPINGS,
     Grouping,
     flatten_masks,
@@ -92,6 +93,10 @@ class SelectConfig:
         solver: a built solver spec (``qselax.solvers.vqe(layers=3)``) or a
             registered name (its default options).
         grouping: ``fan_in``, ``block`` or ``neuron``.
+        group_order: the order of each layer's groups, so which groups share a
+            sequential block (:data:`qselax.groups.GROUP_ORDERS`): ``interleave``
+            (the default: a block's groups feed different units) or ``unit``
+            (unit by unit, every version before 2026-11-28).
         k: bits (qubits) per group.
         sweeps: number of sweeps.
         mode: ``sequential`` or ``parallel``.
@@ -132,6 +137,7 @@ class SelectConfig:
 
     solver: SolverSpec | str = solver_spec("vqe", **DIRECT_VQE)
     grouping: str = "fan_in"
+    group_order: str = "interleave"
     k: int = 8
     sweeps: int = 3
     mode: str = "sequential"
@@ -155,6 +161,7 @@ class SelectConfig:
         """Raises ``ValueError`` naming the first bad field; returns ``self``."""
         choices = {
             "grouping": GROUPINGS,
+            "group_order": GROUP_ORDERS,
             "mode": SWEEP_MODES,
             "cost": COSTS,
             "evaluator": EVALUATORS,
@@ -250,7 +257,7 @@ def plan(model: Model, data, config: SelectConfig):
         ``config.batch_samples``).
     """
     config.validate()
-    grouping = make_grouping(config.grouping, model, config.k)
+    grouping = make_grouping(config.grouping, model, config.k, config.group_order)
     x, y = (
         np.asarray(getattr(data, f"x_{config.cost_split}")),
         np.asarray(getattr(data, f"y_{config.cost_split}")),

@@ -222,6 +222,13 @@ def test_cli_resume_with_more_sweeps_continues_a_finished_selection(tmp_path, ca
     assert main([*three, "--out", str(moved), "--resume"]) == 0
     assert main([*three, "--out", str(moved), "--resume", "--accept-split", "val"]) == 2
     assert "--accept-split differ" in capsys.readouterr().err
+    # group_order is implied "unit" in checkpoints written before it existed (then
+    # the only order): they resume with --group-order unit, not the new default.
+    del saved["group_order"]
+    record.write_text(json.dumps(saved))
+    assert main([*three, "--out", str(moved), "--resume"]) == 2
+    assert "--group-order differ" in capsys.readouterr().err
+    assert main([*three, "--out", str(moved), "--resume", "--group-order", "unit"]) == 0
 
 
 @pytest.mark.parametrize("method", ["distill", "nk-esn"])

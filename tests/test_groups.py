@@ -13,6 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from qselax.bits import bit_index, gather_bits, index_bits, scatter_bits
 from qselax.groups import (
+    GROUP_ORDERS,
     GROUPINGS,
     MAX_K,
     Grouping,
@@ -128,6 +129,44 @@ def test_fan_in_conv_group_is_one_output_channel():
         assert sorted(zip(kh, kw, cin, strict=True)) == [
             (i, j, 0) for i in range(3) for j in range(3)
         ]
+
+
+@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("net", ["mlp", "cnn"])
+def test_fan_in_interleave_is_round_robin_over_units(net, k):
+    """The same groups as unit order, per layer, each unit's i-th group before any
+    unit's (i+1)-th and units in order within a round: consecutive groups of a
+    round feed distinct units."""
+    model = WEIGHT_MODELS[net]
+    shapes = mask_shapes(model)
+    unit = make_grouping("fan_in", model, k)
+    inter = make_grouping("fan_in", model, k, order="interleave")
+    check_partition(inter, shapes)
+    check_exact_cover(inter)
+    assert inter.layer_slices == unit.layer_slices
+    for l, ((a, b), shape) in enumerate(zip(inter.layer_slices, shapes, strict=True)):
+        units, per_unit = shape[-1], (b - a) // shape[-1]
+        # The unit-order rows, reordered as (round, unit).
+        expected = unit.index[a:b].reshape(units, per_unit, -1).swapaxes(0, 1)
+        np.testing.assert_array_equal(
+            inter.index[a:b], expected.reshape(units * per_unit, -1)
+        )
+        outs = np.unravel_index(inter.index[a:b, 0] - inter.offsets[l], shape)[-1]
+        np.testing.assert_array_equal(outs, np.tile(np.arange(units), per_unit))
+
+
+@pytest.mark.parametrize("name", ["block", "neuron"])
+def test_interleave_keeps_block_and_neuron_order(name):
+    model = MLP_N if name == "neuron" else MLP_W
+    a = make_grouping(name, model, 3)
+    b = make_grouping(name, model, 3, order="interleave")
+    np.testing.assert_array_equal(a.index, b.index)
+
+
+def test_make_grouping_unknown_order():
+    assert GROUP_ORDERS == ("unit", "interleave")
+    with pytest.raises(ValueError, match="order must be one of"):
+        make_grouping("fan_in", MLP_W, 3, order="random")
 
 
 @pytest.mark.parametrize("k", KS)

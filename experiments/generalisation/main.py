@@ -72,6 +72,7 @@ _DIRECT_ONLY = (
     "k",
     "sweeps",
     "solver",
+    "group_order",
     "batch_samples",
     "cost_samples",
     "block_size",
