@@ -172,3 +172,17 @@ def test_paired_table_picks_the_better_field_row():
     lines = gen.paired_table(rows)
     assert [line[:3] for line in lines] == [("exhaustive/16", "edge-popup", 3)]
     assert lines[0][3] == "-0.0067" and lines[0][5] == "0 / 1 / 2"
+
+
+def test_plot_row_prefers_the_default_group_order_then_most_sweeps():
+    gen = _generalisation()
+    names = ["vqe", "vqe/8", "vqe/16", "vqe/16-p0.1", "vqe/8-il", "edge-popup"]
+    rows = dict.fromkeys(names, [])
+    assert gen._plot_row(rows, "vqe") == "vqe/8-il"
+    del rows["vqe/8-il"]
+    assert gen._plot_row(rows, "vqe") == "vqe/16"
+    assert gen._plot_row({"exhaustive/il": [], "exhaustive": []}, "exhaustive") == (
+        "exhaustive/il"
+    )
+    assert gen._plot_row(rows, "edge-popup") == "edge-popup"
+    assert gen._plot_row(rows, "supermask") is None

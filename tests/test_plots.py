@@ -117,7 +117,8 @@ def test_stored_landscapes_are_the_landscapes_at_the_final_mask(direct_run):
     settings = result["config"]
     data, model = _network(settings)
     config = _select_config(settings, "exhaustive")
-    grouping = qselax.make_grouping("fan_in", model, 4)
+    # Group ids are the run's grouping's (its order: the config's group_order).
+    grouping = qselax.make_grouping("fan_in", model, 4, config.group_order)
     masks = np.load(direct_run / "masks_exhaustive.npz")
     masks = tuple(masks[f"layer{j}"].astype(np.float32) for j in range(2))
     full = qselax.naive_landscapes(

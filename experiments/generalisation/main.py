@@ -432,16 +432,23 @@ PLOT_ROWS = ("exhaustive", "vqe", "edge-popup", "supermask", "dense", "sklearn-m
 
 
 def _plot_row(rows: dict, base: str) -> str | None:
-    """The suite's row for ``base``: its variant with most sweeps (``vqe/16``
-    before ``vqe/8`` and the untagged default), else itself; untuned variants are
-    left out."""
-    sweeps = [
-        (int(n.split("/")[1]), n)
-        for n in rows
-        if n.split("/")[0] == base and n.split("/")[-1].isdigit()
-    ]
-    if sweeps:
-        return max(sweeps)[1]
+    """The suite's row for ``base``: its run with today's default group order
+    (``interleave``: the ``-il`` / ``/il`` / ``-interleave`` variants) with most
+    sweeps, else its variant with most sweeps (``vqe/16`` before ``vqe/8`` and the
+    untagged default), else itself; untuned variants are left out."""
+
+    def sweeps_of(name: str) -> int | None:
+        tag = name.split("/", 1)[1] if "/" in name else ""
+        head = tag.split("-")[0]
+        return int(head) if head.isdigit() else None
+
+    own = [n for n in rows if n.split("/")[0] == base]
+    interleaved = [n for n in own if n.endswith(("-il", "/il", "-interleave"))]
+    if interleaved:
+        return max(interleaved, key=lambda n: sweeps_of(n) or 0)
+    plain = [(int(n.split("/")[1]), n) for n in own if n.split("/")[-1].isdigit()]
+    if plain:
+        return max(plain)[1]
     return base if base in rows else None
 
 
