@@ -186,3 +186,6 @@ def test_plot_row_prefers_the_default_group_order_then_most_sweeps():
     )
     assert gen._plot_row(rows, "edge-popup") == "edge-popup"
     assert gen._plot_row(rows, "supermask") is None
+    assert gen._variant("8-il") == "8 sweeps\ninterleaved"
+    assert gen._variant("il") == "3 sweeps\ninterleaved"
+    assert gen._variant("12") == "12 sweeps"

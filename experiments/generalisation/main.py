@@ -452,6 +452,15 @@ def _plot_row(rows: dict, base: str) -> str | None:
     return base if base in rows else None
 
 
+def _variant(tag: str) -> str:
+    """A row tag in words for the figure: ``8-il`` -> ``8 sweeps\ninterleaved``."""
+    head, _, rest = tag.partition("-")
+    if not head.isdigit():
+        head, rest = "3", tag  # untagged sweeps: the default 3
+    words = {"il": "interleaved", "interleave": "interleaved"}
+    return f"{head} sweeps" + "".join(f"\n{words.get(w, w)}" for w in [rest] if rest)
+
+
 def plot(directory: Path, figures: Path) -> Path:
     """The README's figure: test accuracy (mean ± std over seeds) per suite.
 
@@ -469,7 +478,7 @@ def plot(directory: Path, figures: Path) -> Path:
         picked = {b: n for b, n in picked.items() if n is not None}
         if picked:
             variants = sorted({n.split("/")[1] for n in picked.values() if "/" in n})
-            label = suite_name + "".join(f"\n(qselax: {v} sweeps)" for v in variants)
+            label = suite_name + "".join(f"\nqselax: {_variant(v)}" for v in variants)
             data[label] = {b: rows[n] for b, n in picked.items()}
     several = {s: d for s, d in data.items() if max(map(len, d.values())) > 1}
     data = several or data
