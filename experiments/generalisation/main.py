@@ -446,9 +446,9 @@ def _plot_row(rows: dict, base: str) -> str | None:
     interleaved = [n for n in own if n.endswith(("-il", "/il", "-interleave"))]
     if interleaved:
         return max(interleaved, key=lambda n: sweeps_of(n) or 0)
-    plain = [(int(n.split("/")[1]), n) for n in own if n.split("/")[-1].isdigit()]
+    plain = [n for n in own if n.split("/")[-1].isdigit()]
     if plain:
-        return max(plain)[1]
+        return max(plain, key=sweeps_of)
     return base if base in rows else None
 
 
