@@ -163,6 +163,7 @@ DEFAULTS = {
     "vqe_steps": None,  # the method's (direct: DIRECT_VQE; else the factory's)
     "vqe_lr": None,
     "vqe_rotations": None,
+    "vqe_gibbs": None,  # the method's (direct: DIRECT_VQE's; else 0: the expectation)
     "readout": _VQE["readout"],
     "opt": [],
     "seed": 0,
@@ -205,6 +206,7 @@ _FACTORY_VQE = {
     "vqe_steps": _VQE["steps"],
     "vqe_lr": _VQE["learning_rate"],
     "vqe_rotations": ",".join(_VQE["rotations"]),
+    "vqe_gibbs": 0.0,
 }
 _METHOD_DEFAULTS = {
     "direct": {
@@ -216,6 +218,7 @@ _METHOD_DEFAULTS = {
         "vqe_steps": DIRECT_VQE["steps"],
         "vqe_lr": DIRECT_VQE["learning_rate"],
         "vqe_rotations": ",".join(DIRECT_VQE["rotations"]),
+        "vqe_gibbs": DIRECT_VQE["gibbs"],
     },
     "distill": {
         "init": _DISTILL.init,
@@ -245,7 +248,14 @@ _NETWORK = ("model", "hidden", "channels", "width", "init", "mask_level")
 # Which settings apply to which method (``config`` in result.json records these).
 _COMMON = ("method", "solver", "opt", "seed", "out", "k", "sweeps")
 _BASE = ("method", "seed", "out")
-_VQE_KEYS = ("vqe_layers", "vqe_steps", "vqe_lr", "vqe_rotations", "readout")
+_VQE_KEYS = (
+    "vqe_layers",
+    "vqe_steps",
+    "vqe_lr",
+    "vqe_rotations",
+    "vqe_gibbs",
+    "readout",
+)
 _DATA = ("dataset", "val_fraction", "test_fraction", "max_train", "data_dir")
 _APPLIES = {
     "direct": (
@@ -421,6 +431,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="VQE rotations of each layer, comma-separated from rx, ry, rz (default "
         f"{','.join(DIRECT_VQE['rotations'])} for direct: real amplitudes; "
         f"{','.join(_VQE['rotations'])} otherwise)",
+    )
+    a(
+        "--vqe-gibbs",
+        type=float,
+        help="VQE objective: the Gibbs objective -(1/eta) log <exp(-eta C)> at this "
+        f"inverse temperature eta (default {DIRECT_VQE['gibbs']:g} for direct), or 0 "
+        "for the expected cost <C> (the default otherwise)",
     )
     a("--readout", type=int, help="VQE readout bitstrings (default 2^K/16)")
     a(
@@ -739,6 +756,14 @@ def _spec(settings: dict, solver: str):
             ),
             "readout": settings.get("readout", DEFAULTS["readout"]),
         }
+        gibbs = settings.get("vqe_gibbs") or 0.0
+        if isinstance(gibbs, bool) or not isinstance(gibbs, int | float) or gibbs < 0:
+            raise ValueError(
+                f"--vqe-gibbs must be a number >= 0 (0: the expected cost), got "
+                f"{gibbs!r}"
+            )
+        if gibbs:
+            options["gibbs"] = float(gibbs)
     for opt in settings["opt"]:
         target, name, value = _parse_opt(opt, settings["solver"].split(","))
         if target == solver:
@@ -868,7 +893,7 @@ class _Output(NamedTuple):
 
 # Settings added since some checkpoints were written whose old behaviour is not the
 # new default: the value a checkpoint without them ran with.
-_IMPLIED = {"group_order": "unit"}
+_IMPLIED = {"group_order": "unit", "vqe_gibbs": 0.0}
 
 
 def _differs(saved: dict, settings: dict, key: str) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from qselax.checkpoints import Checkpoints
-from qselax.cli import DEFAULTS, _start, main
+from qselax.cli import DEFAULTS, _differs, _start, build_parser, main, resolve
 from qselax.driver import Driver, initial_state
 from qselax.nk import NKParams, nk_landscape
 from qselax.solvers import make_solver
@@ -229,6 +229,15 @@ def test_cli_resume_with_more_sweeps_continues_a_finished_selection(tmp_path, ca
     assert main([*three, "--out", str(moved), "--resume"]) == 2
     assert "--group-order differ" in capsys.readouterr().err
     assert main([*three, "--out", str(moved), "--resume", "--group-order", "unit"]) == 0
+
+
+def test_checkpoints_without_the_vqe_objective_imply_the_expectation():
+    """VQE checkpoints written before --vqe-gibbs existed tuned the expected cost:
+    they resume with --vqe-gibbs 0, not under the Gibbs default."""
+    settings = resolve(build_parser().parse_args(["run"]))
+    saved = {k: v for k, v in settings.items() if k != "vqe_gibbs"}
+    assert _differs(saved, settings, "vqe_gibbs")
+    assert not _differs(saved, {**settings, "vqe_gibbs": 0.0}, "vqe_gibbs")
 
 
 @pytest.mark.parametrize("method", ["distill", "nk-esn"])

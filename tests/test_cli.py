@@ -71,6 +71,18 @@ def test_cli_defaults_are_the_configs_defaults():
     assert _nk_config(nk) == NKESNConfig(solvers=(vqe(**_VQE_FLAGS),))
 
 
+def test_vqe_objective_flag():
+    """Direct selection tunes on the Gibbs objective by default; --vqe-gibbs 0 is
+    the expected cost; the other methods keep the expectation."""
+    assert _resolve()["vqe_gibbs"] == DIRECT_VQE["gibbs"] > 0
+    assert _select_config(_resolve(), "vqe").solver.kwargs["gibbs"] == 16.0
+    plain = _select_config(_resolve("--vqe-gibbs", "0"), "vqe").solver
+    assert "gibbs" not in plain.kwargs
+    hot = _select_config(_resolve("--vqe-gibbs", "4"), "vqe").solver
+    assert hot.build(4).resources["gibbs"] == 4.0
+    assert _resolve("--method", "distill", "--solver", "vqe")["vqe_gibbs"] == 0.0
+
+
 def test_flags_of_another_method_are_errors():
     with pytest.raises(ValueError, match="--teacher-hidden do"):
         _resolve("--teacher-hidden", "8")
@@ -96,6 +108,7 @@ def test_config_file_then_flags(tmp_path):
         (["--dense-epochs", "-1"], "--dense-epochs"),
         (["--opt", "vqe.steps"], "SOLVER.NAME=VALUE"),
         (["--opt", "sa.steps=3"], "names solver 'sa'"),
+        (["--vqe-gibbs", "-1"], "--vqe-gibbs must be a number >= 0"),
     ],
 )
 def test_bad_settings(argv, match):

@@ -27,6 +27,7 @@ from qselax.solvers import (
     solver_spec,
     vqe,
 )
+from qselax.solvers.variational import objective
 
 G = 64
 
@@ -334,6 +335,8 @@ def test_make_solver_bad_option(name, options):
         (4, {"entangler": "iswap"}, "entangler"),
         (4, {"rotations": ("ry", "rw")}, "rotations"),
         (4, {"layers": -1}, "layers"),
+        (4, {"gibbs": 0.0}, "gibbs"),
+        (4, {"gibbs": -2.0}, "gibbs"),
         (0, {}, "k must"),
         (21, {}, "k must"),
     ],
@@ -415,7 +418,12 @@ def test_vqe_tolerance_stops_converged_groups_early():
 
 
 @pytest.mark.parametrize(
-    "options", [{"warm_steps": 5, "shots": 64}, {"tol": 1e-3, "noise": 0.01}]
+    "options",
+    [
+        {"warm_steps": 5, "shots": 64},
+        {"tol": 1e-3, "noise": 0.01},
+        {"gibbs": 4.0, "shots": 64},
+    ],
 )
 def test_warm_starts_need_exact_expectations(options):
     with pytest.raises(ValueError, match="exact, noiseless"):
@@ -439,3 +447,63 @@ def test_sweep_keeps_the_warm_carry_between_sweeps():
         assert [h["optimizer_steps"] for h in run.history] == [30.0, 4.0, 4.0], mode
         warm = jax.tree.leaves(run.state.carry)
         assert all(np.all(np.asarray(x)) for x in warm if x.dtype == bool)
+
+
+# --- The Gibbs objective. ------------------------------------------------------------
+
+
+class GibbsObjectiveTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @hypothesis.settings(max_examples=30, deadline=None)
+    @hypothesis.given(
+        logits=hnp.arrays(np.float32, 16, elements=st.floats(-4, 4, width=32)),
+        costs=hnp.arrays(np.float32, 16, elements=st.floats(-3, 3, width=32)),
+        eta=st.sampled_from([0.5, 4.0, 16.0]),
+    )
+    def test_gibbs_lies_between_the_support_minimum_and_the_mean(
+        self, logits, costs, eta
+    ):
+        probs = jax.nn.softmax(jnp.asarray(logits))
+        costs = jnp.asarray(costs)
+        f = self.variant(objective, static_argnums=2)
+        mean, soft = f(probs, costs, None), f(probs, costs, eta)
+        chex.assert_shape([mean, soft], ())
+        chex.assert_tree_all_finite(soft)
+        # Jensen: -(1/eta) log E[exp(-eta C)] <= E[C]; and it is >= min C.
+        assert float(soft) <= float(mean) + 1e-5
+        assert float(soft) >= float(jnp.min(costs)) - 1e-5
+        np.testing.assert_allclose(mean, jnp.sum(probs * costs), rtol=1e-6)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_gibbs_limits(self):
+        probs = jnp.array([0.25, 0.5, 0.25, 0.0])
+        costs = jnp.array([1.0, -0.5, 2.0, -9.0])
+        f = self.variant(objective, static_argnums=2)
+        # eta -> 0: the expectation; eta -> inf: the lowest cost with support.
+        np.testing.assert_allclose(f(probs, costs, 1e-3), 0.5, atol=2e-3)
+        np.testing.assert_allclose(f(probs, costs, 200.0), -0.5, atol=1e-2)
+        # A basis state: its own cost at every eta (no probability on -9).
+        basis = jnp.array([0.0, 1.0, 0.0, 0.0])
+        np.testing.assert_allclose(f(basis, costs, 16.0), -0.5, atol=1e-6)
+        # Its gradient in the probabilities is finite where a probability is 0.
+        grad = jax.grad(lambda p: f(p, costs, 16.0))(probs)
+        chex.assert_tree_all_finite(grad)
+
+
+def test_gibbs_vqe_finds_flat_minima_more_often_than_the_expectation():
+    """Flat bottoms, as a converged network's landscapes have: many configurations
+    within a few hundredths of a spread of the best.  The Gibbs objective weighs
+    them apart; the expected cost barely does."""
+    rng = np.random.default_rng(7)
+    raw = rng.normal(size=(G, 64))
+    raw = np.sign(raw) * np.abs(raw) ** 0.25  # a dense band near the minimum
+    land = jnp.asarray(raw, jnp.float32)
+    plain = make_solver(solver_spec("vqe", steps=50, learning_rate=0.2), 6)
+    gibbs = make_solver(solver_spec("vqe", steps=50, learning_rate=0.2, gibbs=16.0), 6)
+    assert gibbs.resources["gibbs"] == 16.0 and "gibbs" not in plain.resources
+    a = jax.jit(plain.solve)(jax.random.key(0), land, current())
+    b = jax.jit(gibbs.solve)(jax.random.key(0), land, current())
+    rate_a, rate_b = optimum_rate(a, land), optimum_rate(b, land)
+    print(f"flat minima K=6: expectation {rate_a:.3f}, gibbs {rate_b:.3f}")
+    assert rate_b >= rate_a + 0.1
+    assert rate_b >= 0.8

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.scipy.special import logsumexp
 
 from qselax.entanglement import half_cut_entropy
 from qselax.solvers import measure
@@ -46,6 +47,7 @@ __all__ = [
     "Readout",
     "Tuner",
     "VariationalCircuit",
+    "objective",
     "read_top",
     "tune",
     "tune_until",
@@ -64,14 +66,48 @@ class Tuner(NamedTuple):
         warm_steps: steps of a warm-started solve: each group starts from its
             parameters at the end of its previous solve (kept in the sweep's
             carry); ``None``: every solve starts cold from fresh parameters.
-        tol: stop a group's loop once its expected normalised cost changes by
-            less than ``tol`` in one step (``None``: always run every step).
+        tol: stop a group's loop once its objective changes by less than
+            ``tol`` in one step (``None``: always run every step).
+        gibbs: inverse temperature ``η`` of the Gibbs objective (Li et al.,
+            Phys. Rev. Research 2, 023074, 2020) that replaces the expected
+            normalised cost: ``-(1/η) log Σ_s p_θ(s) exp(-η C̃(s))``, which weighs
+            the low-cost configurations and has the same minimiser; ``None``:
+            the expectation ``Σ_s p_θ(s) C̃(s)``.  Exact, per-group tuning only.
     """
 
     optimizer: optax.GradientTransformation
     steps: int
     warm_steps: int | None = None
     tol: float | None = None
+    gibbs: float | None = None
+
+
+def objective(
+    probs: jax.Array, landscape: jax.Array, gibbs: float | None = None
+) -> jax.Array:
+    """What the loop minimises for one group: ``(S,), (S,) -> ()``.
+
+    Args:
+        probs: ``(S,)`` Born probabilities.
+        landscape: ``(S,)`` normalised costs ``C̃``.
+        gibbs: ``None`` for the expectation ``Σ p C̃``; else the Gibbs objective's
+            inverse temperature ``η``: ``-(1/η) log Σ p exp(-η C̃)`` (a soft
+            minimum over the distribution; it tends to the expectation as
+            ``η → 0`` and to the lowest cost with support as ``η → ∞``).
+
+    Returns:
+        The scalar objective.
+
+    Example:
+        >>> p = jnp.array([0.5, 0.5]); c = jnp.array([-1.0, 1.0])
+        >>> float(objective(p, c)), round(float(objective(p, c, 4.0)), 3)
+        (0.0, -0.827)
+    """
+    if gibbs is None:
+        return jnp.sum(probs * landscape)
+    # In log space: no overflow, and no underflow to log(0) when the lowest costs
+    # carry no probability (zero-probability terms are left out of the sum).
+    return -logsumexp(-gibbs * landscape, b=probs) / gibbs
 
 
 class Readout(NamedTuple):
@@ -273,10 +309,11 @@ def variational_solver(
     axis = None if circuit.shared else 0
     warm = tuner.warm_steps is not None
     looped = warm or tuner.tol is not None
-    if looped and (circuit.shared or not m.exact):
+    gibbs = tuner.gibbs
+    if (looped or gibbs is not None) and (circuit.shared or not m.exact):
         raise ValueError(
-            "warm_steps and tol need exact, noiseless expectations of per-group "
-            "circuits (no shots, no noise, not shared)"
+            "warm_steps, tol and gibbs need exact, noiseless expectations of "
+            "per-group circuits (no shots, no noise, not shared)"
         )
     resources = {
         **resources,
@@ -286,6 +323,8 @@ def variational_solver(
     }
     if warm:
         resources["warm_steps"] = tuner.warm_steps
+    if gibbs is not None:
+        resources["gibbs"] = gibbs
 
     def batched_probs(params, normed, noise_key=None) -> jax.Array:
         """``(G, S)`` probabilities of all groups (one trajectory each for a key)."""
@@ -316,7 +355,7 @@ def variational_solver(
             return tune(params, lambda p, _: grad(p), tuner.optimizer, tuner.steps)
 
         def one(p, land):
-            grad = jax.grad(lambda q: jnp.sum(circuit.probs(q, land) * land))
+            grad = jax.grad(lambda q: objective(circuit.probs(q, land), land, gibbs))
             return tune(p, lambda q, _: grad(q), tuner.optimizer, tuner.steps)
 
         return jax.vmap(one)(params, normed)
@@ -325,7 +364,7 @@ def variational_solver(
         """Per group: at most ``limit`` steps, stopping once converged."""
 
         def one(p, land, steps):
-            energy = lambda q: jnp.sum(circuit.probs(q, land) * land)
+            energy = lambda q: objective(circuit.probs(q, land), land, gibbs)
             vg = jax.value_and_grad(energy)
             return tune_until(p, vg, tuner.optimizer, steps, tuner.tol)
 

@@ -71,6 +71,7 @@ def vqe(
     trajectories: int = 8,
     warm_steps: int | None = None,
     tol: float | None = None,
+    gibbs: float | None = None,
 ) -> Solver:
     """Builds the VQE solver (without ``k``: its :class:`SolverSpec`).
 
@@ -95,6 +96,9 @@ def vqe(
         tol: stop a group's loop once its expected normalised cost changes by
             less than ``tol`` in a step (``None``: every step runs).  The steps
             used are reported per group.
+        gibbs: tune on the Gibbs objective ``-(1/η) log Σ p exp(-η C̃)`` at
+            inverse temperature ``η = gibbs`` instead of the expectation (exact,
+            noiseless mode only; :func:`qselax.solvers.variational.objective`).
 
     Raises:
         ValueError: a setting out of range (named in the message).
@@ -113,6 +117,8 @@ def vqe(
         warm_steps = check_count("warm_steps", warm_steps)
     if tol is not None:
         tol = check_float("tol", tol)
+    if gibbs is not None:
+        gibbs = check_float("gibbs", gibbs)
     m = measure.make_measurement(shots, noise, trajectories)
     ansatz = circuits.Ansatz(k, layers, tuple(rotations), entangler)
     resources = circuits.hea_resources(ansatz)  # checks the ansatz
@@ -136,7 +142,7 @@ def vqe(
     return variational_solver(
         "vqe",
         VariationalCircuit(probs, state, init, _split_key),
-        tuner=Tuner(optax.adam(learning_rate), steps, warm_steps, tol),
+        tuner=Tuner(optax.adam(learning_rate), steps, warm_steps, tol, gibbs),
         readout=Readout(readout, readout_mode),
         measurement=m,
         resources=resources,
