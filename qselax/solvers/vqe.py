@@ -93,9 +93,9 @@ def vqe(
         warm_steps: Adam steps of a warm-started solve: from its second sweep on,
             each group starts from its own tuned angles of the previous sweep
             (kept in the selection state); ``None``: every sweep starts cold.
-        tol: stop a group's loop once its expected normalised cost changes by
-            less than ``tol`` in a step (``None``: every step runs).  The steps
-            used are reported per group.
+        tol: stop a group's loop once its objective (the expected normalised
+            cost, or the Gibbs objective) changes by less than ``tol`` in a step
+            (``None``: every step runs).  The steps used are reported per group.
         gibbs: tune on the Gibbs objective ``-(1/η) log Σ p exp(-η C̃)`` at
             inverse temperature ``η = gibbs`` instead of the expectation (exact,
             noiseless mode only; :func:`qselax.solvers.variational.objective`).
