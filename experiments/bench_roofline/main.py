@@ -274,6 +274,8 @@ def run(args) -> dict:
 
     demo = resolve(build_parser().parse_args(["run"]))
     record = {"backend": jax.default_backend(), "device": str(jax.devices()[0])}
+    memory_mb = args.memory_mb or demo["memory_mb"]
+    record["memory_mb"] = memory_mb
     record["bounds"] = bounds(args.matmul, args.stream, args.repeats)
     data = load_dataset("digits", seed=0)
     widths = tuple(int(h) for h in args.hidden.split(","))
@@ -285,7 +287,7 @@ def run(args) -> dict:
             data.x_train,
             data.y_train,
             args.k,
-            demo["memory_mb"],
+            memory_mb,
             args.repeats,
         )
     ]
@@ -296,7 +298,7 @@ def run(args) -> dict:
         y = rng.integers(0, 10, args.lenet_samples).astype(np.int32)
         rows.append(
             landscape_roofline(
-                "LeNet-300-100", lenet, x, y, args.k, demo["memory_mb"], args.repeats
+                "LeNet-300-100", lenet, x, y, args.k, memory_mb, args.repeats
             )
         )
     record["landscapes"] = rows
@@ -430,6 +432,12 @@ def main() -> None:
     parser.add_argument("--hidden", default="256", help="digits MLP hidden widths")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--lenet-samples", type=int, default=128)
+    parser.add_argument(
+        "--memory-mb",
+        type=float,
+        help="one landscape chunk's memory budget (default: the demo's); a GPU run "
+        "with all samples of a group at once needs more",
+    )
     parser.add_argument(
         "--alt-ks",
         type=int,
