@@ -12,16 +12,18 @@
 #   env.txt                     nvidia-smi, jax devices, versions, matmul precision
 #   roofline/roofline.jsonl     experiments/bench_roofline at GPU sizes
 #   demo/result.json            the default demo (qselax run), metrics.jsonl per sweep
-#   lenet_fashion/              LeNet-300-100 on the full Fashion-MNIST split with the
-#                               best CPU setting (experiments/generalisation, K = 2,
-#                               8,192-image minibatches): fashion-lenet300.jsonl and,
-#                               per sweep, runs/*/metrics.jsonl
+#   lenet_fashion/              LeNet-300-100 on the full Fashion-MNIST split, masks
+#                               only (experiments/generalisation's exhaustive row with
+#                               K = 2 and exact landscapes on all 48,000 training
+#                               images; 40 sweeps, about 6 minutes on an H200):
+#                               fashion-lenet300.jsonl and, per sweep,
+#                               runs/*/metrics.jsonl
 #   peers/                      experiments/peers (qselax vs PennyLane, Aer)
 #   steps.tsv                   each step's exit status and seconds
 #
 # Environment: PYTHON (default python3), BUDGET_S (stop starting steps, and cut the
 # running one, when this many seconds have passed; default none), LENET_SWEEPS
-# (default 8), CAP_ROOFLINE and CAP_DEMO (seconds for those steps; default none),
+# (default 40), CAP_ROOFLINE and CAP_DEMO (seconds for those steps; default none),
 # SKIP (steps to leave out, e.g. "peers"). A step that fails or runs
 # out of time is recorded in steps.tsv and the next one starts.
 set -uo pipefail
@@ -73,9 +75,9 @@ step roofline "${CAP_ROOFLINE:-0}" "$py" experiments/bench_roofline/main.py --ma
 step demo "${CAP_DEMO:-0}" "$py" -m qselax.cli run --quiet --out "$out/demo"
 
 step lenet 0 "$py" experiments/generalisation/main.py --suite fashion-lenet300 \
-  --rows exhaustive --seeds 0 --set k=2 --set batch_samples=8192 \
-  --set cost_samples=8192 --set "sweeps=${LENET_SWEEPS:-8}" \
-  --set memory_mb=16384 --set "data_dir=\"$data\"" --tag /gpu-k2-m8192 \
+  --rows exhaustive --seeds 0 --set k=2 --set batch_samples=null \
+  --set cost_samples=null --set "sweeps=${LENET_SWEEPS:-40}" \
+  --set memory_mb=65536 --set "data_dir=\"$data\"" --tag /gpu-k2-full \
   --logs "$out/lenet_fashion/runs" --out "$out/lenet_fashion"
 
 step peers 0 "$py" experiments/peers/main.py --ks 6 8 10 12 --groups 1 64 1024 \
