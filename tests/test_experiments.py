@@ -189,3 +189,11 @@ def test_plot_row_prefers_the_default_group_order_then_most_sweeps():
     assert gen._variant("8-il") == "8 sweeps\ninterleaved"
     assert gen._variant("il") == "3 sweeps\ninterleaved"
     assert gen._variant("12") == "12 sweeps"
+
+
+def test_roofline_refuses_a_memory_budget_that_is_not_positive(tmp_path):
+    """A bad ``--memory-mb`` stops the roofline before its bounds are measured."""
+    proc = _run("bench_roofline", "--memory-mb", "0", "--out", str(tmp_path))
+    assert proc.returncode == 2, _failure(proc)
+    assert "--memory-mb must be > 0, got 0.0" in proc.stderr
+    assert not list(tmp_path.iterdir())

@@ -449,6 +449,8 @@ def main() -> None:
         "--no-lenet", dest="lenet", action="store_false", help="skip LeNet-300-100"
     )
     args = parser.parse_args()
+    if args.memory_mb is not None and not args.memory_mb > 0:
+        parser.error(f"--memory-mb must be > 0, got {args.memory_mb}")
     if args.table:
         results = common.read_results(common.table_dir(args, __file__))
         print("\n\n".join(table(r) for r in results[Path(FILE).stem]))
