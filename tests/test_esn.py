@@ -71,6 +71,7 @@ def test_make_esn_defaults_match_reference():
     assert 0.05 < density < 0.15
 
 
+@pytest.mark.optimized
 def test_leak_one_is_the_plain_reservoir_bit_for_bit():
     cfg = dataclasses.replace(TINY, bias_scale=1.0)
     assert cfg.leak == 1.0
