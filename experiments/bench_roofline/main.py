@@ -274,7 +274,7 @@ def run(args) -> dict:
 
     demo = resolve(build_parser().parse_args(["run"]))
     record = {"backend": jax.default_backend(), "device": str(jax.devices()[0])}
-    memory_mb = args.memory_mb or demo["memory_mb"]
+    memory_mb = demo["memory_mb"] if args.memory_mb is None else args.memory_mb
     record["memory_mb"] = memory_mb
     record["bounds"] = bounds(args.matmul, args.stream, args.repeats)
     data = load_dataset("digits", seed=0)
