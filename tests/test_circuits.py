@@ -573,7 +573,7 @@ ADJOINT_CASES = [
     (3, "cnot", ("ry", "rz"), 3),
     (3, "none", ("rz", "rx", "ry"), 2),
     (4, "cz", ("ry",), 0),
-    (5, "cnot", ("rx", "rz", "ry"), 2),
+    (4, "cnot", ("rx", "rz", "ry"), 2),
 ]
 
 
@@ -605,11 +605,11 @@ class AdjointGradientTest(chex.TestCase):
         chex.assert_shape(got, params.shape)
         chex.assert_trees_all_close(got, want, atol=2e-5)
 
-    @chex.variants(with_jit=True, without_jit=True)
+    @chex.variants(with_jit=True)  # op by op under vmap: 13 s of dispatch, no news
     def test_vmapped_value_and_grad_of_probs(self):
         from qselax.circuits import _gatewise_forward
 
-        ansatz = Ansatz(6, 3, ("ry", "rz"))  # complex K = 6: on the gate path
+        ansatz = Ansatz(6, 2, ("ry", "rz"))  # complex K = 6: on the gate path
         params = 0.7 * jax.random.normal(
             jax.random.key(2), (4, *hea_param_shape(ansatz))
         )
