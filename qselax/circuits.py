@@ -800,8 +800,9 @@ def _gatewise_state(
     cotangent and reading each angle's derivative off the pair
     (``d/dθ RY(θ) = RY(θ) (-i Y / 2)``: ``0.5 <λ, J ψ>`` with ``J = [[0, -1],
     [1, 0]]``; RX and RZ alike).  On the 2-core CPU (3 layers, medians of 7
-    interleaved rounds) it was 1.0-2.2x faster than JAX's own reverse mode of the
-    same gates at K = 4-12, G = 1, 64 and 1024 (0.97x on one row).  Forward-mode
+    interleaved rounds) it was 1.06-2.2x faster than JAX's own reverse mode of
+    the same gates on 29 of 30 rows (real K = 4-12, complex K = 4-8; G = 1, 64 and
+    1024), 0.97x on one.  Forward-mode
     differentiation (``jax.jvp``) of this function is not defined.
 
     Args:
@@ -887,7 +888,7 @@ def _gatewise_is_faster(ansatz: Ansatz) -> bool:
     On the 2-core CPU (``jit(vmap(value_and_grad(sum(probs * c))))`` of 3 layers,
     G = 1, 64 and 1024, medians of 7 rounds interleaving the paths), the gate path
     with its adjoint gradient against the paths it replaced: real ansätze
-    1.2-1.7x at K = 4, 1.1-2.2x at K = 6, 1.1-2.0x at K = 8 (JAX's reverse mode of
+    1.15-1.7x at K = 4, 1.1-2.2x at K = 6, 1.1-2.0x at K = 8 (JAX's reverse mode of
     the same gates before) and 1.0-1.4x at K = 10 (the fused-gate ``einsum``
     before), but 0.65-0.85x against the ``einsum`` at K = 12; complex ansätze
     (RY, RZ) 1.5-2.5x at K = 4, 1.1-2.1x at K = 5 and 1.2-1.3x at K = 6 (the

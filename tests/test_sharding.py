@@ -154,6 +154,7 @@ def _run(devices: int, path: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # two subprocesses, 6 selections each: 89 s on 2 cores
 def test_four_devices_select_the_single_device_masks(tmp_path):
     one = _run(1, tmp_path / "one.npz")
     four = _run(4, tmp_path / "four.npz")

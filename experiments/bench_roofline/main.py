@@ -253,6 +253,14 @@ def layer_alternatives(k: int, groups: int, repeats: int) -> dict:
     def gatewise_probs(q):
         return jnp.square(circuits._gatewise_state(q, real)[0])
 
+    def gatewise_reverse_probs(q):
+        """The same gates, differentiated by JAX's reverse mode (not the adjoint)."""
+        return jnp.square(circuits._gatewise_forward(q, real)[0])
+
+    def gatewise_complex_probs(q):
+        re, im = circuits._gatewise_state(q, cx)
+        return jnp.square(re) + jnp.square(im)
+
     def tc_probs(q):
         psi = circuits.hea_state(q, cx)
         return jnp.square(jnp.real(psi)) + jnp.square(jnp.imag(psi))
@@ -264,6 +272,8 @@ def layer_alternatives(k: int, groups: int, repeats: int) -> dict:
         "real_fused_einsum": timed(einsum_probs, p),
         "real_dense_layer": timed(dense_probs, p) if k <= 8 else None,
         "complex_fused_tc": timed(tc_probs, p2),
+        "real_gatewise_reverse": timed(gatewise_reverse_probs, p),
+        "complex_gatewise": timed(gatewise_complex_probs, p2),
     }
 
 
@@ -383,29 +393,33 @@ def table(r: dict) -> str:
             for c in r["circuits"]
         ],
     )
+
+    def ms(a, key):
+        return "-" if a.get(key) is None else f"{a[key] * 1e3:.1f}"
+
+    alternatives = r.get("alternatives", [])
+    # Records since the adjoint gradient (2026-12-05) also time the gate path under
+    # JAX's reverse mode and the complex ansatz on the gate path.
+    adjoint = any("real_gatewise_reverse" in a for a in alternatives)
+    columns = [
+        ("real, gate by gate, elementwise (ms)", "real_gatewise"),
+        ("real, fused gates, einsum (ms)", "real_fused_einsum"),
+        ("real, one dense layer matrix (ms)", "real_dense_layer"),
+        ("complex (RY, RZ), fused TensorCircuit gates (ms)", "complex_fused_tc"),
+    ]
+    if adjoint:
+        columns[0] = ("real, gate by gate, adjoint gradient (ms)", "real_gatewise")
+        columns.insert(
+            1, ("real, gate by gate, JAX reverse mode (ms)", "real_gatewise_reverse")
+        )
+        columns.append(
+            ("complex (RY, RZ), gate by gate, adjoint (ms)", "complex_gatewise")
+        )
     alts = common.markdown(
+        ["K (value and grad, 3 RY layers)", "G", *(name for name, _ in columns)],
         [
-            "K (value and grad, 3 RY layers)",
-            "G",
-            "real, gate by gate, elementwise (ms)",
-            "real, fused gates, einsum (ms)",
-            "real, one dense layer matrix (ms)",
-            "complex (RY, RZ), fused TensorCircuit gates (ms)",
-        ],
-        [
-            [
-                a["k"],
-                a["groups"],
-                "-"
-                if a.get("real_gatewise") is None
-                else f"{a['real_gatewise'] * 1e3:.1f}",
-                f"{a['real_fused_einsum'] * 1e3:.1f}",
-                "-"
-                if a["real_dense_layer"] is None
-                else f"{a['real_dense_layer'] * 1e3:.1f}",
-                f"{a['complex_fused_tc'] * 1e3:.1f}",
-            ]
-            for a in r.get("alternatives", [])
+            [a["k"], a["groups"], *(ms(a, key) for _, key in columns)]
+            for a in alternatives
         ],
     )
     parts = [head, "", lands]
